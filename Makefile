@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh Debian machine with Python 3.11+ and Go:
+#   make demo   install, then run the offline pipeline on k8s/3tier-app.yaml with the built-in defaults
+#   make test   install everything the tests need (pip packages, Debian packages, the Go-built control plane), then pytest
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install demo test deps sandbox bench clean
+
+$(BIN)/chaos-inventory: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/chaos-inventory
+
+demo: install
+	chaos-inventory -f k8s/3tier-app.yaml | chaos-suggest -n 3 | chaos-litmus
+
+deps: install
+	bash tests/install-deps.sh
+
+test: deps
+	$(BIN)/pytest -q -ra
+
+sandbox: install
+	bash tests/sandbox/build.sh >/dev/null
+	$(BIN)/python -m tests.sandbox.sandbox up
+
+bench: install
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""chaos_inventory stage of ChaosGen."""

@@ -1,0 +1,1 @@
+"""chaos_litmus stage of ChaosGen."""

@@ -1,0 +1,1 @@
+"""chaos_suggest stage of ChaosGen."""

@@ -1,0 +1,1 @@
+"""chaos_watch stage of ChaosGen."""

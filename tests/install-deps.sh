@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# What the tests need besides pip packages: Debian's Prometheus and OpenSSL, and the control plane built from the
+# Go module proxy (cached outside the checkout by tests/sandbox/build.sh). Idempotent: a rerun installs nothing.
+set -euo pipefail
+
+DEBIAN_PACKAGES=(prometheus openssl)
+missing=()
+for package in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  # No init system runs here; policy-rc.d keeps the package from starting its own service.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  rm -f /usr/sbin/policy-rc.d
+fi
+bash "$(dirname "$0")/sandbox/build.sh" >/dev/null
