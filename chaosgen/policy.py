@@ -1,11 +1,33 @@
 """The safety policy: what any stage lets through (chaos-suggest, chaos-litmus and chaos-watch all check it).
 
 Loaded from --policy FILE (YAML or JSON, schema SafetyPolicy) over the defaults below; violations are
-PolicyViolation errors that name the rule.
+PolicyViolation errors that name the rule. chaos-suggest's planner calls violations() on every candidate and
+skips the ones that break a rule; every stage that reads a plan calls enforce_plan() on it.
+
+The rules (the names PolicyViolation.rule carries):
+
+- denied-namespace: the target or any namespace of the blast radius is in denied_namespaces.
+- namespace-not-allowed: allowed_namespaces is set and a namespace of the experiment is not in it.
+- fault-not-allowed: the fault type is not in allowed_faults.
+- target-mismatch: target.workload is not `<namespace>/<kind>/<name>` of the target's own fields.
+- unknown-target: the target does not exist in the Topology (checked when the known workload ids are given).
+- blast-radius-target: blast_radius.workloads does not list the target itself.
+- max-pods-affected: more than max_pods_affected_percent of the target's pods are affected. 100% is allowed only
+  for a total-loss experiment (blast_radius.total_loss true, a fault from TOTAL_LOSS_FAULTS, whose hypothesis is
+  that the controller recovers from losing every pod) and only when allow_total_loss is true.
+- max-duration: parameters.duration is longer than max_duration.
+- abort-thresholds-required: require_abort_thresholds is true and the experiment has none.
+- max-experiments: a plan holds more than max_experiments experiments.
+
+allow_total_loss defaults to true because the weakest point of most small applications is a single-replica
+workload (a database StatefulSet), and any fault on one pod of one replica affects 100% of its pods; the guard is
+that only pod-removing faults whose hypothesis declares total loss may use it. Set it to false to keep every
+single-replica workload out of reach.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from chaosgen.documents import display_name, parse_documents, read_bytes
@@ -17,6 +39,9 @@ FAULT_TYPES = (
     "pod-delete", "container-kill", "pod-cpu-hog", "pod-memory-hog", "pod-network-latency", "pod-network-loss",
     "node-drain", "pod-autoscaler",
 )
+# Faults that take pods away and whose controller is expected to bring them back: the only ones for which a
+# "recovers from total loss" hypothesis makes sense. Degrading every pod at once (a hog, latency) is never allowed.
+TOTAL_LOSS_FAULTS = ("pod-delete", "container-kill", "node-drain")
 
 DEFAULT_POLICY: dict[str, Any] = {
     "denied_namespaces": [
@@ -26,7 +51,7 @@ DEFAULT_POLICY: dict[str, Any] = {
     "allowed_namespaces": None,
     "allowed_faults": list(FAULT_TYPES),
     "max_pods_affected_percent": 50,
-    "allow_total_loss": False,
+    "allow_total_loss": True,
     "max_duration": "10m",
     "require_abort_thresholds": True,
     "max_experiments": 20,
@@ -36,7 +61,7 @@ DEFAULT_POLICY: dict[str, Any] = {
 def load_policy(path: str | None) -> dict[str, Any]:
     """The effective policy: the defaults, overridden field by field by the --policy file when one is given."""
     if path is None:
-        return dict(DEFAULT_POLICY)
+        return _normalised(DEFAULT_POLICY)
     source = display_name(path)
     documents = parse_documents(read_bytes(path), source)
     if len(documents) != 1 or not isinstance(documents[0], dict):
@@ -44,43 +69,57 @@ def load_policy(path: str | None) -> dict[str, Any]:
     overrides = documents[0]
     validate(overrides, "SafetyPolicy", source)
     overrides = {key: value for key, value in overrides.items() if key not in ("apiVersion", "kind")}
-    return {**DEFAULT_POLICY, **overrides}
+    return _normalised({**DEFAULT_POLICY, **overrides})
+
+
+def _normalised(policy: dict[str, Any]) -> dict[str, Any]:
+    """A fresh copy with its lists sorted and without repeats: plans record it, and must not depend on file order."""
+    normalised = copy.deepcopy(policy)
+    for key in ("denied_namespaces", "allowed_namespaces", "allowed_faults"):
+        if normalised.get(key) is not None:
+            normalised[key] = sorted(set(normalised[key]))
+    return normalised
+
+
+def namespace_violations(namespaces: set[str], policy: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (rule, message) pairs for namespaces the policy keeps chaos out of; the planner asks this per target."""
+    found = [
+        ("denied-namespace", f"namespace {denied} may not be targeted")
+        for denied in sorted(namespaces & set(policy["denied_namespaces"]))
+    ]
+    allowed = policy.get("allowed_namespaces")
+    if allowed is not None:
+        found += [
+            ("namespace-not-allowed", f"namespace {outside} is not in allowed_namespaces")
+            for outside in sorted(namespaces - set(allowed))
+        ]
+    return found
 
 
 def violations(experiment: dict[str, Any], policy: dict[str, Any], known_workloads: set[str] | None = None) -> list[tuple[str, str]]:
     """Every (rule, message) the experiment breaks; known_workloads, when given, are the ids that exist."""
-    found: list[tuple[str, str]] = []
     target = experiment.get("target", {})
     namespace = target.get("namespace", "")
     fault = experiment.get("fault", {}).get("type")
     parameters = experiment.get("parameters", {})
     blast = experiment.get("blast_radius", {})
 
-    namespaces = {namespace, *blast.get("namespaces", [])} - {""}
-    for denied in sorted(namespaces & set(policy["denied_namespaces"])):
-        found.append(("denied-namespace", f"namespace {denied} may not be targeted"))
-    allowed = policy.get("allowed_namespaces")
-    if allowed is not None:
-        for outside in sorted(namespaces - set(allowed)):
-            found.append(("namespace-not-allowed", f"namespace {outside} is not in allowed_namespaces"))
+    found = namespace_violations({namespace, *blast.get("namespaces", [])} - {""}, policy)
     if fault not in policy["allowed_faults"]:
         found.append(("fault-not-allowed", f"fault {fault} is not in allowed_faults"))
 
+    workload = target.get("workload")
     expected_id = f"{namespace}/{target.get('kind')}/{target.get('name')}"
-    if target.get("workload") != expected_id:
-        found.append(("target-mismatch", f"target.workload {target.get('workload')} is not {expected_id}"))
-    if known_workloads is not None and target.get("workload") not in known_workloads:
-        found.append(("unknown-target", f"workload {target.get('workload')} does not exist in the topology"))
+    if workload != expected_id:
+        found.append(("target-mismatch", f"target.workload {workload} is not {expected_id}"))
+    if known_workloads is not None and workload not in known_workloads:
+        found.append(("unknown-target", f"workload {workload} does not exist in the topology"))
+    if "workloads" in blast and workload not in blast["workloads"]:
+        found.append(("blast-radius-target", f"blast_radius.workloads does not list the target {workload}"))
 
     percent = max(parameters.get("pods_affected_percent", 0), blast.get("pods_affected_percent", 0))
-    if percent > policy["max_pods_affected_percent"]:
-        total_loss_allowed = percent == 100 and policy["allow_total_loss"] and blast.get("total_loss") is True
-        if not total_loss_allowed:
-            found.append((
-                "max-pods-affected",
-                f"{percent}% of pods affected exceeds {policy['max_pods_affected_percent']}%"
-                + (" (100% needs allow_total_loss and a total-loss hypothesis)" if percent == 100 else ""),
-            ))
+    if percent > policy["max_pods_affected_percent"] and not _total_loss_allowed(percent, fault, blast, policy):
+        found.append(("max-pods-affected", _too_many_pods(percent, fault, blast, policy)))
 
     duration = parameters.get("duration")
     if duration is not None and parse_duration(duration) > parse_duration(policy["max_duration"]):
@@ -90,7 +129,39 @@ def violations(experiment: dict[str, Any], policy: dict[str, Any], known_workloa
     return found
 
 
+def _total_loss_allowed(percent: int, fault: str | None, blast: dict[str, Any], policy: dict[str, Any]) -> bool:
+    return (
+        percent == 100 and policy["allow_total_loss"] and blast.get("total_loss") is True and fault in TOTAL_LOSS_FAULTS
+    )
+
+
+def _too_many_pods(percent: int, fault: str | None, blast: dict[str, Any], policy: dict[str, Any]) -> str:
+    message = f"{percent}% of pods affected exceeds {policy['max_pods_affected_percent']}%"
+    if percent < 100:
+        return message
+    if not policy["allow_total_loss"]:
+        return message + " and allow_total_loss is false"
+    if fault not in TOTAL_LOSS_FAULTS:
+        return message + f" (total loss is allowed only for {', '.join(TOTAL_LOSS_FAULTS)}, not {fault})"
+    if blast.get("total_loss") is not True:
+        return message + " (100% needs blast_radius.total_loss: a hypothesis of recovery from total loss)"
+    return message
+
+
 def enforce(experiment: dict[str, Any], policy: dict[str, Any], source: str, path: str, known_workloads: set[str] | None = None) -> None:
     """Raise PolicyViolation for the first rule the experiment breaks."""
     for rule, message in violations(experiment, policy, known_workloads):
         raise PolicyViolation(rule, message, source, path)
+
+
+def enforce_plan(experiments: list[dict[str, Any]], policy: dict[str, Any], source: str, known_workloads: set[str] | None = None) -> None:
+    """Raise PolicyViolation for the first rule a plan's experiments break, at $.experiments[i].
+
+    Called by chaos-suggest on the plan it is about to write and by every later stage on the plan it reads.
+    """
+    if len(experiments) > policy["max_experiments"]:
+        raise PolicyViolation(
+            "max-experiments", f"{len(experiments)} experiments exceed {policy['max_experiments']}", source, "$.experiments"
+        )
+    for index, experiment in enumerate(experiments):
+        enforce(experiment, policy, source, f"$.experiments[{index}]", known_workloads)

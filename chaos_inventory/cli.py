@@ -1,0 +1,84 @@
+"""chaos-inventory: a Topology of an application from its Kubernetes manifests."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import click
+
+from chaosgen.boundary import stage_options, validated_output, write_stdout
+from chaosgen.documents import dump_json
+from chaosgen.errors import UsageError
+from chaos_inventory import core, render
+from chaos_inventory.manifests import load_manifests
+
+TOOL = "chaos-inventory"
+FORMATS = {"json": dump_json, "dot": render.to_dot, "mermaid": render.to_mermaid}
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+log = logging.getLogger(TOOL)
+
+
+def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not _NAMESPACE.match(value) or len(value) > 63:
+        raise click.BadParameter(f"{value!r} is not a valid namespace name")
+    return value
+
+
+def _namespaces(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_namespace(ctx, param, value) for value in values)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-",
+              help="Manifest file (multi-document YAML or JSON), directory of them, or - for stdin. Repeatable. "
+                   "Without -f, the cluster of the current kubeconfig context is read.")
+@click.option("-n", "--namespace", "namespaces", multiple=True, callback=_namespaces,
+              help="With -f: namespace of objects that set none [default: default]. Live: read only this "
+                   "namespace (repeatable).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Live: read every namespace (the default without -n).")
+@click.option("--exclude-namespace", "exclude_namespaces", multiple=True, callback=_namespaces,
+              help="Live: leave this namespace out (repeatable).")
+@click.option("-l", "--selector", help="Live: only objects with these labels (ConfigMaps and Nodes are always read).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False),
+              help="Live: kubeconfig file [default: $KUBECONFIG, ~/.kube/config].")
+@click.option("--context", help="Live: kubeconfig context [default: the current one].")
+@click.option("--format", "output_format", type=click.Choice(sorted(FORMATS)), default="json", show_default=True,
+              help="json: the Topology document; dot or mermaid: its dependency graph.")
+@stage_options(TOOL)
+def main(filenames: tuple[str, ...], namespaces: tuple[str, ...], all_namespaces: bool,
+         exclude_namespaces: tuple[str, ...], selector: str | None, kubeconfig: str | None, context: str | None,
+         output_format: str) -> None:
+    """Find the workloads, Services and dependencies of an application in its manifests or a live cluster;
+    print a Topology."""
+    notes: list[str] = []
+    if filenames:
+        live_only = [flag for flag, given in (("-A", all_namespaces), ("--exclude-namespace", exclude_namespaces),
+                                              ("-l", selector), ("--kubeconfig", kubeconfig), ("--context", context))
+                     if given]
+        if live_only:
+            raise UsageError(f"{live_only[0]} is only for a live cluster (without -f)")
+        if len(namespaces) > 1:
+            raise UsageError("-n names one default namespace with -f; several are only for a live cluster")
+        manifests = load_manifests(filenames, namespaces[0] if namespaces else "default")
+        try:
+            topology = core.build_topology(manifests.objects, {"type": "files", "files": list(filenames)})
+        except core.MalformedObject as e:
+            raise manifests.origins[e.index].rejection(e) from e
+        warnings = manifests.warnings + topology["metadata"].get("warnings", [])
+        if warnings:
+            topology["metadata"]["warnings"] = warnings
+        notes = manifests.notes
+    else:
+        if all_namespaces and namespaces:
+            raise UsageError("-A and -n exclude each other")
+        from chaos_inventory import cluster  # the kubernetes package is only loaded for live reads
+
+        scope = cluster.Scope(namespaces, exclude_namespaces, selector)
+        topology = cluster.inventory(cluster.KubeconfigReader(kubeconfig, context), scope)
+        warnings = topology["metadata"].get("warnings", [])
+    for note in notes:
+        log.info(note)
+    for warning in warnings:
+        log.warning(warning)
+    write_stdout(FORMATS[output_format](validated_output(topology)))

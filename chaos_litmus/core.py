@@ -1,0 +1,380 @@
+"""chaos-litmus core: an ExperimentPlan in, LitmusChaos 3.x manifests out, as plain dicts (no I/O, no exit).
+
+Called by chaos_litmus.cli. check_plan rejects what must never reach a cluster; render builds, in apply order,
+the RBAC each fault needs, the ChaosExperiment definitions and one ChaosEngine per experiment.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaosgen.errors import InputRejected
+from chaosgen.policy import enforce_plan
+from chaosgen.secrets import redact_text
+from chaosgen.units import parse_duration
+
+LITMUS_API_VERSION = "litmuschaos.io/v1alpha1"
+RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "chaosgen"
+EXPERIMENT_ID_LABEL = "chaosgen.dev/experiment-id"
+DEFAULT_PROMETHEUS_ENDPOINT = "http://prometheus.monitoring.svc:9090"
+JOB_CLEANUP_POLICIES = ("delete", "retain")
+
+# A probe passes while `actual <criteria> value` holds (litmus-go pkg/probe/comparator), so the probe that guards an
+# abort threshold must state the safe side: the negation of the threshold's operator.
+SAFE_CRITERIA = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
+
+# The appkind values the ChaosEngine CRD accepts; other workload kinds are selected by applabel alone.
+APP_KINDS = {"Deployment": "deployment", "StatefulSet": "statefulset", "DaemonSet": "daemonset"}
+SCALABLE_KINDS = ("Deployment", "StatefulSet")
+
+K8S_PROBE_RESOURCES = {
+    "pods": ("", "v1"), "services": ("", "v1"), "deployments": ("apps", "v1"), "statefulsets": ("apps", "v1"),
+}
+
+PROBE_TIMEOUT = "10s"
+PROBE_RETRY_INTERVAL_SECONDS = 5
+STEADY_STATE_SOT_RETRIES = 3
+
+
+def _seconds(duration: str) -> str:
+    return str(max(1, math.ceil(parse_duration(duration))))
+
+
+def _boolean(value: bool) -> str:
+    return "true" if value else "false"
+
+
+# ExperimentPlan parameter -> Litmus env tunable, with the conversion to the string Litmus reads.
+PARAMETER_ENV: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("duration", "TOTAL_CHAOS_DURATION", _seconds),
+    ("interval", "CHAOS_INTERVAL", _seconds),
+    ("pods_affected_percent", "PODS_AFFECTED_PERC", str),
+    ("force", "FORCE", _boolean),
+    ("sequence", "SEQUENCE", str),
+    ("cpu_cores", "CPU_CORES", str),
+    ("memory_mb", "MEMORY_CONSUMPTION", str),
+    ("latency_ms", "NETWORK_LATENCY", str),
+    ("jitter_ms", "JITTER", str),
+    ("loss_percent", "NETWORK_PACKET_LOSS_PERCENTAGE", str),
+    ("container", "TARGET_CONTAINER", str),
+    ("replica_count", "REPLICA_COUNT", str),
+)
+
+_POD_FAULT_ENV = frozenset({"TOTAL_CHAOS_DURATION", "PODS_AFFECTED_PERC", "SEQUENCE", "TARGET_CONTAINER"})
+# The tunables each fault's ChaosExperiment declares (tests check this against the vendored definitions).
+FAULT_ENV: dict[str, frozenset[str]] = {
+    "pod-delete": _POD_FAULT_ENV | {"CHAOS_INTERVAL", "FORCE"},
+    "container-kill": _POD_FAULT_ENV | {"CHAOS_INTERVAL"},
+    "pod-cpu-hog": _POD_FAULT_ENV | {"CPU_CORES"},
+    "pod-memory-hog": _POD_FAULT_ENV | {"MEMORY_CONSUMPTION"},
+    "pod-network-latency": _POD_FAULT_ENV | {"NETWORK_LATENCY", "JITTER"},
+    "pod-network-loss": _POD_FAULT_ENV | {"NETWORK_PACKET_LOSS_PERCENTAGE"},
+    "node-drain": frozenset({"TOTAL_CHAOS_DURATION", "TARGET_NODE"}),
+    "pod-autoscaler": frozenset({"TOTAL_CHAOS_DURATION", "REPLICA_COUNT"}),
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line decides about the output."""
+
+    prometheus_endpoint: str = DEFAULT_PROMETHEUS_ENDPOINT
+    job_cleanup_policy: str = "delete"
+    with_experiments: bool = False
+    with_rbac: bool = False
+
+
+@dataclass
+class Rendering:
+    """The manifests in apply order, and warnings for stderr."""
+
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def check_plan(plan: dict[str, Any], policy: dict[str, Any], source: str) -> None:
+    """Reject a plan that the safety policy forbids or that cannot become valid Litmus objects (exit 3)."""
+    enforce_plan(plan["experiments"], policy, source)
+    first_index: dict[str, int] = {}
+    for index, experiment in enumerate(plan["experiments"]):
+        path = f"$.experiments[{index}]"
+        if experiment["id"] in first_index:
+            raise InputRejected(
+                f"duplicate experiment id {experiment['id']} (also at $.experiments[{first_index[experiment['id']]}]);"
+                " it names the ChaosEngine", source, f"{path}.id",
+            )
+        first_index[experiment["id"]] = index
+        if experiment["fault"]["type"] == "pod-autoscaler" and experiment["target"]["kind"] not in SCALABLE_KINDS:
+            raise InputRejected(
+                f"pod-autoscaler scales a Deployment or StatefulSet, not a {experiment['target']['kind']}",
+                source, f"{path}.target.kind",
+            )
+        for number, check in enumerate(experiment["steady_state"]):
+            if "url" in check and redact_text(check["url"]) != check["url"]:
+                raise InputRejected(
+                    "the URL carries a credential, which would be written into the cluster", source,
+                    f"{path}.steady_state[{number}].url",
+                )
+
+
+def render(plan: dict[str, Any], options: Options, definitions: Mapping[str, dict[str, Any]]) -> Rendering:
+    """RBAC, then ChaosExperiments, then ChaosEngines (plan order); definitions are the vendored ChaosExperiments."""
+    rendering = Rendering()
+    engines = []
+    for experiment in plan["experiments"]:
+        engines.append(chaos_engine(experiment, options))
+        rendering.warnings.extend(ignored_parameters(experiment))
+    uses = sorted({(e["target"]["namespace"], e["fault"]["type"]) for e in plan["experiments"]})
+    if options.with_rbac:
+        rendering.documents.extend(rbac_objects(uses, definitions))
+    if options.with_experiments:
+        rendering.documents.extend(chaos_experiment(definitions[fault], namespace) for namespace, fault in uses)
+    rendering.documents.extend(engines)
+    return rendering
+
+
+def chaos_engine(experiment: dict[str, Any], options: Options) -> dict[str, Any]:
+    """The ChaosEngine of one experiment, named after its id, in the target's namespace."""
+    target = experiment["target"]
+    fault = experiment["fault"]["type"]
+    appinfo = {"appns": target["namespace"], "applabel": target["label_selector"]}
+    if target["kind"] in APP_KINDS:
+        appinfo["appkind"] = APP_KINDS[target["kind"]]
+    return {
+        "apiVersion": LITMUS_API_VERSION,
+        "kind": "ChaosEngine",
+        "metadata": {
+            "name": experiment["id"],
+            "namespace": target["namespace"],
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY, EXPERIMENT_ID_LABEL: experiment["id"]},
+            "annotations": engine_annotations(experiment),
+        },
+        "spec": {
+            "engineState": "active",
+            "appinfo": appinfo,
+            "chaosServiceAccount": service_account_name(fault),
+            "jobCleanUpPolicy": options.job_cleanup_policy,
+            "experiments": [{
+                "name": fault,
+                "spec": {
+                    "components": {"env": fault_env(experiment)},
+                    "probe": probes(experiment, options.prometheus_endpoint),
+                },
+            }],
+        },
+    }
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def engine_annotations(experiment: dict[str, Any]) -> dict[str, str]:
+    """What chaos-watch reads back from the engine to enforce the plan (see the team brief)."""
+    return {
+        "chaosgen.dev/experiment-id": experiment["id"],
+        "chaosgen.dev/target": experiment["target"]["workload"],
+        "chaosgen.dev/abort-thresholds": compact_json(experiment["abort_thresholds"]),
+        "chaosgen.dev/expected-recovery-seconds": str(experiment["expected_recovery_seconds"]),
+        "chaosgen.dev/experiment": compact_json(experiment),
+    }
+
+
+def service_account_name(fault: str) -> str:
+    return f"{fault}-sa"
+
+
+def fault_env(experiment: dict[str, Any]) -> list[dict[str, str]]:
+    """The env tunables the fault understands, set from the plan's parameters; Litmus defaults fill the rest."""
+    fault = experiment["fault"]["type"]
+    values = _tunable_values(experiment)
+    return [{"name": name, "value": value} for name, value in values.items() if name in FAULT_ENV[fault]]
+
+
+def _tunable_values(experiment: dict[str, Any]) -> dict[str, str]:
+    parameters = dict(experiment["parameters"])
+    # The policy bounds the larger of the two percentages; without a parameter the blast radius says how many.
+    blast_percent = experiment["blast_radius"].get("pods_affected_percent", 0)
+    if "pods_affected_percent" not in parameters and blast_percent > 0:
+        parameters["pods_affected_percent"] = blast_percent
+    values = {env: convert(parameters[key]) for key, env, convert in PARAMETER_ENV if key in parameters}
+    if experiment["target"].get("node"):
+        values["TARGET_NODE"] = experiment["target"]["node"]
+    return values
+
+
+def ignored_parameters(experiment: dict[str, Any]) -> list[str]:
+    """A warning for each parameter the fault has no tunable for, so a plan never silently loses a setting."""
+    fault = experiment["fault"]["type"]
+    env_of = {key: env for key, env, _ in PARAMETER_ENV}
+    return [
+        f"experiment {experiment['id']}: parameter {key} does not apply to {fault}; ignored"
+        for key in sorted(experiment["parameters"])
+        if env_of[key] not in FAULT_ENV[fault]
+    ]
+
+
+def format_number(value: float) -> str:
+    """A threshold value as the string Litmus's comparator parses: 5.0 -> "5", 0.05 -> "0.05"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def for_litmus_shell(query: str) -> str:
+    """The query as the Litmus runner needs it: it runs `promql --host E "<query>"` through /bin/sh -c.
+
+    Inside sh double quotes only $, `, " and \\ are special, so escaping exactly those gives the shell back the
+    original query: label matchers keep their quotes and nothing in a query can run as a command.
+    """
+    return "".join("\\" + char if char in '$`"\\' else char for char in query)
+
+
+def _retries_spanning(seconds: float) -> int:
+    """Attempts, PROBE_RETRY_INTERVAL_SECONDS apart, so that a probe fails only after `seconds` of failures."""
+    return math.ceil(seconds / PROBE_RETRY_INTERVAL_SECONDS) + 1
+
+
+def _run_properties(retries: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "probeTimeout": PROBE_TIMEOUT,
+        "interval": f"{PROBE_RETRY_INTERVAL_SECONDS}s",
+        "retry": retries,
+        **extra,
+    }
+
+
+def _prom_probe(name: str, endpoint: str, query: str, criteria: str, value: float) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "promProbe",
+        "promProbe/inputs": {
+            "endpoint": endpoint,
+            "query": for_litmus_shell(query),
+            "comparator": {"criteria": criteria, "value": format_number(value)},
+        },
+    }
+
+
+def abort_probe(threshold: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    """A Continuous promProbe that holds while the threshold is not breached and stops the engine once it is
+    breached for the threshold's `for` duration."""
+    probe = _prom_probe(
+        f"abort-{threshold['name']}", endpoint, threshold["query"], SAFE_CRITERIA[threshold["operator"]],
+        threshold["value"],
+    )
+    probe["mode"] = "Continuous"
+    probe["runProperties"] = _run_properties(
+        _retries_spanning(parse_duration(threshold["for"])),
+        probePollingInterval=f"{PROBE_RETRY_INTERVAL_SECONDS}s", stopOnFailure=True,
+    )
+    return probe
+
+
+def steady_state_probes(check: dict[str, Any], endpoint: str, recovery_seconds: int) -> list[dict[str, Any]]:
+    """The steady-state check before chaos (SOT) and after it (EOT); EOT retries for the expected recovery time."""
+    modes = (("sot", "SOT", STEADY_STATE_SOT_RETRIES), ("eot", "EOT", _retries_spanning(recovery_seconds)))
+    return [
+        {**_steady_state_probe(check, endpoint), "name": f"steady-{check['name']}-{suffix}", "mode": mode,
+         "runProperties": _run_properties(retries)}
+        for suffix, mode, retries in modes
+    ]
+
+
+def _steady_state_probe(check: dict[str, Any], endpoint: str) -> dict[str, Any]:
+    if check["type"] == "prometheus":
+        return _prom_probe(check["name"], endpoint, check["query"], check["operator"], check["value"])
+    if check["type"] == "k8s":
+        group, version = K8S_PROBE_RESOURCES[check["resource"]]
+        inputs = {
+            "group": group, "version": version, "resource": check["resource"], "namespace": check["namespace"],
+            "labelSelector": check["label_selector"], "operation": check["operation"],
+        }
+        return {"name": check["name"], "type": "k8sProbe", "k8sProbe/inputs": inputs}
+    return {
+        "name": check["name"],
+        "type": "httpProbe",
+        "httpProbe/inputs": {
+            "url": check["url"],
+            "insecureSkipVerify": False,
+            "method": {"get": {"criteria": "==", "responseCode": str(check["expected_status"])}},
+        },
+    }
+
+
+def probes(experiment: dict[str, Any], endpoint: str) -> list[dict[str, Any]]:
+    """Abort-threshold probes, then steady-state probes; never a cmdProbe (it would run arbitrary commands)."""
+    found = [abort_probe(threshold, endpoint) for threshold in experiment["abort_thresholds"]]
+    for check in experiment["steady_state"]:
+        found.extend(steady_state_probes(check, endpoint, experiment["expected_recovery_seconds"]))
+    return _unique_names(found)
+
+
+def _unique_names(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Litmus keys probe results by name, so a repeated name (the schema allows it) gets a -2, -3... suffix."""
+    taken: set[str] = set()
+    for probe in found:
+        name, number = probe["name"], 1
+        while name in taken:
+            number += 1
+            name = f"{probe['name']}-{number}"
+        probe["name"] = name
+        taken.add(name)
+    return found
+
+
+def _metadata(name: str, namespace: str | None = None, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    metadata["labels"] = {**(labels or {}), MANAGED_BY_LABEL: MANAGED_BY}
+    return metadata
+
+
+def chaos_experiment(definition: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The upstream ChaosExperiment, placed in the engine's namespace (Litmus looks it up there)."""
+    experiment = copy.deepcopy(definition)
+    experiment["metadata"] = _metadata(definition["metadata"]["name"], namespace, definition["metadata"].get("labels"))
+    return experiment
+
+
+def rbac_objects(uses: list[tuple[str, str]], definitions: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """ServiceAccount and Role/RoleBinding per (namespace, fault), from the permissions of the fault's definition.
+
+    A Cluster-scoped fault (node-drain: nodes, evictions on any node) gets one ClusterRole and a
+    ClusterRoleBinding per namespace, named after it so that separate plans do not overwrite each other's subjects.
+    """
+    cluster_roles: dict[str, dict[str, Any]] = {}
+    namespaced: list[dict[str, Any]] = []
+    for namespace, fault in uses:
+        definition = definitions[fault]["spec"]["definition"]
+        name = service_account_name(fault)
+        rules = copy.deepcopy(definition["permissions"])
+        subject = {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+        namespaced.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(name, namespace)})
+        if definition["scope"] == "Cluster":
+            cluster_roles[name] = {
+                "apiVersion": RBAC_API_VERSION, "kind": "ClusterRole", "metadata": _metadata(name), "rules": rules,
+            }
+            namespaced.append({
+                "apiVersion": RBAC_API_VERSION, "kind": "ClusterRoleBinding", "metadata": _metadata(f"{name}-{namespace}"),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [subject],
+            })
+        else:
+            namespaced.append({
+                "apiVersion": RBAC_API_VERSION, "kind": "Role", "metadata": _metadata(name, namespace), "rules": rules,
+            })
+            namespaced.append({
+                "apiVersion": RBAC_API_VERSION, "kind": "RoleBinding", "metadata": _metadata(name, namespace),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [subject],
+            })
+    return [cluster_roles[name] for name in sorted(cluster_roles)] + namespaced

@@ -1,0 +1,42 @@
+"""chaos-suggest: a Topology on stdin (or -f FILE) in, an ExperimentPlan on stdout.
+
+The experiments come from one place, the `experiments = ...` line in main(): today the built-in planner
+(chaos_suggest.core.plan_builtin); an LLM planner is chosen there by its own option and must return experiment
+dicts of the same schema, which core.assemble_plan then numbers and checks against the safety policy.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from chaos_suggest import core
+from chaosgen import __version__
+from chaosgen.boundary import read_document, stage_options, write_document
+from chaosgen.policy import load_policy
+
+TOOL = "chaos-suggest"
+log = logging.getLogger(TOOL)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-f", "--filename", default="-", show_default=True, help="Topology file (JSON or YAML); - is stdin.")
+@click.option(
+    "-n", "--count", type=click.IntRange(min=1), default=3, show_default=True,
+    help="How many experiments to propose (fewer when fewer are safe).",
+)
+@click.option(
+    "--policy", "policy_file", default=None,
+    help="Safety policy (YAML or JSON, kind SafetyPolicy) merged over the defaults.",
+)
+@stage_options(TOOL)
+def main(filename: str, count: int, policy_file: str | None) -> None:
+    """Propose ranked, policy-safe chaos experiments for the weak points of a Topology."""
+    topology = read_document(filename, "Topology", TOOL)
+    policy = load_policy(policy_file)
+    experiments = core.plan_builtin(topology, policy, count)
+    plan = core.assemble_plan(topology, experiments, policy, f"{TOOL} {__version__}", requested=count)
+    for warning in core.plan_warnings(plan):
+        log.warning(warning)
+    write_document(plan)

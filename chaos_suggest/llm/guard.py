@@ -1,0 +1,293 @@
+"""The guard between a model's answer and stdout: model output is untrusted input.
+
+Called by suggest.py on every answer (first and repair round). An experiment passes only if it has no command
+field of any kind, validates against the ExperimentPlan experiment schema, keeps the safety policy
+(chaosgen.policy) and names only what exists in the Topology, with a label selector that selects the target's pods
+and nothing else. Every rejection names the rule it broke, so the repair round and the warnings can say so.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from chaos_suggest.planner import TopologyIndex
+from chaosgen import API_VERSION
+from chaosgen.documents import iter_json_path
+from chaosgen.policy import violations
+from chaosgen.resources import resource_dir
+from chaosgen.schemas import validator
+
+# Fields the model does not write: the guard sets generator and a provisional id, core.assemble_plan the final
+# id and rank (from the position in the plan).
+SET_BY_GUARD = ("id", "rank", "generator")
+# Litmus cmdProbe and anything else that would run a command somewhere: never from a model.
+_COMMAND_WORDS = {"cmd", "command", "commands", "shell", "script", "scripts", "exec", "bash", "sh", "entrypoint", "run"}
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+_CODE_FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(?P<body>.*)\n\s*```\s*$", re.S)
+
+
+@dataclass(frozen=True)
+class Problem:
+    rule: str
+    message: str
+
+
+@dataclass
+class Rejection:
+    """One experiment of the answer that failed, with every rule it broke."""
+
+    index: int
+    experiment: Any
+    problems: list[Problem]
+
+    @property
+    def label(self) -> str:
+        experiment_id = self.experiment.get("id") if isinstance(self.experiment, dict) else None
+        return f"experiments[{self.index}]" + (f" (id {experiment_id})" if isinstance(experiment_id, str) else "")
+
+
+@dataclass
+class Verdict:
+    """What the guard made of one answer: the experiments that passed, and the rejections or an answer error."""
+
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    answer_error: Problem | None = None
+
+    @property
+    def clean(self) -> bool:
+        return not self.rejected and self.answer_error is None
+
+
+class AnswerUnusable(Exception):
+    """The answer as a whole is not a JSON object with an experiments array."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(f"{problem.rule}: {problem.message}")
+
+
+def parse_answer(text: str) -> list[Any]:
+    """The experiments array of an answer; models sometimes wrap JSON in a Markdown code fence, which is allowed."""
+    fenced = _CODE_FENCE.match(text)
+    body = fenced.group("body") if fenced else text
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError as e:
+        raise AnswerUnusable(Problem("invalid-json", f"the answer is not JSON: {e.msg} (line {e.lineno}, column {e.colno})")) from e
+    except RecursionError as e:
+        raise AnswerUnusable(Problem("invalid-json", "the answer is nested too deeply")) from e
+    if not isinstance(document, dict) or not isinstance(document.get("experiments"), list):
+        raise AnswerUnusable(Problem("answer-shape", 'the answer must be a JSON object {"experiments": [...]}'))
+    return document["experiments"]
+
+
+class Guard:
+    """Checks experiments against one Topology and policy; generator is what accepted experiments record."""
+
+    def __init__(self, topology: dict[str, Any], policy: dict[str, Any], generator: str) -> None:
+        self.policy = policy
+        self.generator = generator
+        self.index = TopologyIndex(topology)
+        self.workloads = self.index.workloads
+        self.known_workloads = set(self.workloads)
+        self.edges = {f"{d['from']} -> {d['to']}" for d in topology["dependencies"]}
+
+    def check(self, experiments: list[Any], taken: Sequence[dict[str, Any]] = ()) -> Verdict:
+        """Sort experiments into accepted and rejected; taken are experiments accepted before (no duplicates)."""
+        verdict = Verdict()
+        seen = {(e["target"]["workload"], e["fault"]["type"]) for e in taken}
+        for index, experiment in enumerate(experiments):
+            completed, problems = self._examine(index, experiment)
+            if not problems:
+                test = (completed["target"]["workload"], completed["fault"]["type"])
+                if test in seen:
+                    problems = [Problem("duplicate-test", f"{test[1]} on {test[0]} is already in the plan")]
+            if problems:
+                verdict.rejected.append(Rejection(index, experiment, problems))
+                continue
+            seen.add(test)
+            verdict.accepted.append(completed)
+        return verdict
+
+    def _examine(self, index: int, experiment: Any) -> tuple[dict[str, Any], list[Problem]]:
+        """The completed experiment and every problem it has (none: it may go out)."""
+        if not isinstance(experiment, dict):
+            return {}, [Problem("schema", f"$.experiments[{index}]: an experiment must be a JSON object")]
+        commands = sorted(_command_fields(experiment))
+        if commands:
+            return {}, [Problem("no-command-probe", f"command or probe fields are never accepted: {', '.join(commands[:3])}")]
+        completed = self._complete(index, experiment)
+        problems = [Problem("schema", f"{path}: {message}") for path, message in _schema_errors(completed, index)]
+        if problems:
+            return completed, problems
+        problems = [Problem(rule, message) for rule, message in violations(completed, self.policy, self.known_workloads)]
+        return completed, problems + self._topology_problems(completed)
+
+    def _complete(self, index: int, experiment: dict[str, Any]) -> dict[str, Any]:
+        """The experiment with the guard's fields set and its blast radius widened to every transitive caller.
+
+        The callers are facts of the Topology, not judgement, so the guard adds them rather than trusting the model
+        to list them; the policy then checks the namespaces of the whole blast radius.
+        """
+        completed = {key: copy.deepcopy(value) for key, value in experiment.items() if key not in SET_BY_GUARD}
+        completed["id"] = f"llm-{index + 1}"
+        completed["generator"] = self.generator
+        target = completed.get("target")
+        blast = completed.get("blast_radius")
+        if not (isinstance(target, dict) and target.get("workload") in self.workloads and isinstance(blast, dict)):
+            return completed
+        listed, namespaces = blast.get("workloads"), blast.get("namespaces")
+        if _all_strings(listed) and _all_strings(namespaces):
+            callers = {*listed, *self.index.transitive_callers(target["workload"])} - {target["workload"]}
+            blast["workloads"] = [target["workload"], *sorted(callers)]
+            blast["namespaces"] = sorted({*namespaces, *(w.split("/")[0] for w in blast["workloads"])})
+        return completed
+
+    def _topology_problems(self, experiment: dict[str, Any]) -> list[Problem]:
+        """What the policy cannot know: the experiment must agree with the Topology it was planned from."""
+        problems: list[Problem] = []
+        blast = experiment["blast_radius"]
+        unknown = sorted(set(blast["workloads"]) - self.known_workloads)
+        if unknown:
+            problems.append(Problem("unknown-workload", f"blast_radius names workloads that do not exist: {', '.join(unknown[:3])}"))
+        workload = self.workloads.get(experiment["target"]["workload"])
+        if workload is None:
+            return problems  # the policy's unknown-target says it
+        problems += self._selector_problems(experiment["target"]["label_selector"], workload)
+        if experiment["parameters"].get("pods_affected_percent", 0) > blast["pods_affected_percent"]:
+            problems.append(Problem(
+                "blast-radius-understated", "blast_radius.pods_affected_percent is lower than parameters.pods_affected_percent",
+            ))
+        if workload["replicas"] > 1 and (blast.get("total_loss") or blast["pods_affected_percent"] == 100):
+            # The policy's total-loss exception exists for single-replica workloads, where any fault is total.
+            problems.append(Problem(
+                "total-loss-replicated",
+                f"{workload['id']} has {workload['replicas']} replicas: taking every pod at once is an outage, not a test",
+            ))
+        made_up_risks = sorted(set(experiment["rationale"]["risks"]) - {risk["id"] for risk in workload["risks"]})
+        if made_up_risks:
+            problems.append(Problem("unknown-risk", f"{workload['id']} has no risk {', '.join(made_up_risks[:3])}"))
+        made_up_edges = sorted(set(experiment["rationale"]["dependencies"]) - self.edges)
+        if made_up_edges:
+            problems.append(Problem("unknown-dependency", f"no dependency {'; '.join(made_up_edges[:3])} in the topology"))
+        return problems
+
+    def _selector_problems(self, selector: str, workload: dict[str, Any]) -> list[Problem]:
+        """The label selector must select the target's pods and no other workload's (or the fault spreads)."""
+        pairs = dict(pair.split("=", 1) for pair in selector.split(","))
+        if any(workload["labels"].get(key) != value for key, value in pairs.items()):
+            return [Problem("selector-mismatch", f"label_selector {selector} does not select the pods of {workload['id']}")]
+        others = sorted(
+            other["id"] for other in self.workloads.values()
+            if other["namespace"] == workload["namespace"] and other["id"] != workload["id"]
+            and all(other["labels"].get(key) == value for key, value in pairs.items())
+        )
+        if others:
+            return [Problem("selector-too-broad", f"label_selector {selector} also selects {', '.join(others[:3])}")]
+        return []
+
+
+def _all_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _command_fields(value: Any, parts: tuple[Any, ...] = ()) -> set[str]:
+    """JSON paths of keys (or probe types) that ask for a command to be run."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = (*parts, key)
+            if _names_a_command(str(key)) or (key == "type" and isinstance(item, str) and _names_a_command(item)):
+                found.add(iter_json_path(here))
+            found |= _command_fields(item, here)
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            found |= _command_fields(item, (*parts, number))
+    return found
+
+
+def _names_a_command(name: str) -> bool:
+    """cmdProbe, command, shell_script, exec... by their words, so that 'description' is not 'script'."""
+    words = _WORD.findall(name)
+    return any(word.lower() in _COMMAND_WORDS for word in words)
+
+
+def _schema_errors(experiment: dict[str, Any], index: int) -> list[tuple[str, str]]:
+    """Schema errors of one experiment, with paths as they are in the model's answer ($.experiments[index]...)."""
+    plan = {"apiVersion": API_VERSION, "kind": "ExperimentPlan", "metadata": {"generator": "guard", "source": {"type": "document"}},
+            "experiments": [experiment]}
+    errors = []
+    for error in validator("ExperimentPlan").iter_errors(plan):
+        parts = list(error.absolute_path)
+        parts[1] = index
+        message = error.message if len(error.message) <= 300 else error.message[:297] + "..."
+        errors.append((iter_json_path(parts), message))
+    return sorted(errors)
+
+
+@lru_cache(maxsize=None)
+def _bundled_experiment_schema() -> str:
+    """The ExperimentPlan experiment schema with every $ref inlined, as JSON (a string, so nobody mutates it)."""
+    files = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in resource_dir("schemas").glob("*.schema.json")}
+    plan_file = "experiment-plan.schema.json"
+    return json.dumps(_inline_refs(files[plan_file]["$defs"]["experiment"], plan_file, files))
+
+
+def _inline_refs(node: Any, current: str, files: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inline_refs(item, current, files) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        file_name, _, pointer = node["$ref"].partition("#")
+        file_name = file_name or current
+        target = files[file_name]
+        for part in pointer.strip("/").split("/"):
+            target = target[part]
+        return _inline_refs(target, file_name, files)
+    return {key: _inline_refs(value, current, files) for key, value in node.items() if key not in ("$schema", "$id")}
+
+
+def _without_conditionals(node: Any) -> Any:
+    """allOf of if/then (the steady-state check's shape) as anyOf of variants: what structured-output modes accept."""
+    if isinstance(node, list):
+        return [_without_conditionals(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _without_conditionals(value) for key, value in node.items()}
+    branches = node.get("allOf")
+    if not branches or not all("if" in b and "then" in b for b in branches):
+        return node
+    base_properties = node.get("properties", {})
+    variants = []
+    for branch in branches:
+        variant = copy.deepcopy(branch["then"])
+        for name, schema in variant.get("properties", {}).items():
+            if schema is True:
+                fixed = branch["if"].get("properties", {}).get(name)
+                variant["properties"][name] = fixed if fixed is not None else base_properties.get(name, {})
+        variant["type"] = "object"
+        variant["required"] = sorted({*variant.get("required", []), *node.get("required", [])})
+        variants.append(variant)
+    return {"anyOf": variants}
+
+
+def answer_schema(count: int) -> dict[str, Any]:
+    """The JSON Schema of the answer a model must give (structured output, and shown in the prompt)."""
+    experiment = _without_conditionals(json.loads(_bundled_experiment_schema()))
+    for name in SET_BY_GUARD:
+        experiment["properties"].pop(name, None)
+    experiment["required"] = [name for name in experiment["required"] if name not in SET_BY_GUARD]
+    return {
+        "type": "object",
+        "properties": {"experiments": {"type": "array", "maxItems": count, "items": experiment}},
+        "required": ["experiments"],
+        "additionalProperties": False,
+    }

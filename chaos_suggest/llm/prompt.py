@@ -1,0 +1,280 @@
+"""The prompt of chaos-suggest's LLM providers: a compact, ranked view of the Topology inside prompts/experiment.j2.
+
+Called by suggest.py. The view lists workloads by criticality, each with its risks and its dependency edges (with
+evidence), and aggregates what does not fit --max-prompt-tokens, so a 5,000-workload Topology still fits while the
+top workloads are all present. Every cluster-sourced value is JSON-encoded with <, > and & escaped, so that text
+from a label or an annotation can neither close the data block nor pass for an instruction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from chaos_suggest.planner import label_selector
+from chaosgen.errors import UsageError
+from chaosgen.resources import resource_dir
+from chaosgen.secrets import REDACTED, is_secret_name, redact_strings
+
+DEFAULT_MAX_PROMPT_TOKENS = 8000
+ALWAYS_SHOWN = 20  # the top workloads by criticality are in every prompt, whatever the budget
+EDGES_PER_WORKLOAD = 8  # a database with 500 callers shows its most relevant few and counts the rest
+LIST_ITEMS = 4  # reasons, evidence... beyond this are counted, not listed
+TEXT_CHARS = 240
+OMITTED_NAMESPACES = 10
+SEVERITY_WEIGHT = {"critical": 8, "high": 4, "medium": 2, "low": 1}
+
+# The estimate: letters count a token per 7 (English words are one token, long identifiers more), digits per 3
+# (tokenizers split numbers in threes), punctuation per 2 (JSON's '":"' is one or two), a newline run one. On JSON
+# this is ~3 characters a token, closer than the 4 of prose, and it errs on the high side.
+_PIECE = re.compile(r"[A-Za-z]+|[0-9]+|[^A-Za-z0-9\s]+|\n\s*|[ \t]+")
+_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
+def estimate_tokens(text: str) -> int:
+    """How many tokens a prompt text costs, conservatively (no tokenizer ships offline for every provider)."""
+    total = 0
+    for piece in _PIECE.findall(text):
+        first = piece[0]
+        if first.isalpha():
+            total += math.ceil(len(piece) / 7)
+        elif first.isdigit():
+            total += math.ceil(len(piece) / 3)
+        elif first == "\n":
+            total += 1
+        elif not first.isspace():
+            total += math.ceil(len(piece) / 2)
+    return total
+
+
+def data_json(value: Any) -> str:
+    """One value as cluster data in a prompt: compact JSON with no character that could end the data block."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return re.sub(r"[<>&]", lambda m: _ESCAPES[m.group()], text)
+
+
+def scrub(topology: dict[str, Any]) -> dict[str, Any]:
+    """The Topology with secrets removed once more before any of it reaches a prompt.
+
+    chaos-inventory already redacts; this re-check catches credentials in URLs/DSNs and key=value text anywhere,
+    and label values under secret-like keys, in case the input came from somewhere else.
+    """
+    clean = redact_strings(topology)
+    for workload in clean["workloads"]:
+        for labels in (workload["labels"], workload["selector"]):
+            for key in labels:
+                if is_secret_name(key) and labels[key]:
+                    labels[key] = REDACTED
+    return clean
+
+
+def rank_workloads(workloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Most critical first; among equals the riskier first; ids break ties so the order is stable."""
+    return sorted(
+        workloads,
+        key=lambda w: (-w["criticality"]["score"], -sum(SEVERITY_WEIGHT[r["severity"]] for r in w["risks"]), w["id"]),
+    )
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt and what it shows: shown_ids are the workloads present, rank order."""
+
+    system: str
+    user: str
+    tokens: int
+    shown_ids: tuple[str, ...]
+    total_workloads: int
+
+
+@dataclass
+class _View:
+    workloads: list[str]
+    dependencies: list[str]
+    shown_ids: list[str]
+
+
+class PromptBuilder:
+    """Renders experiment.j2 for one Topology and policy under a token budget.
+
+    hide is applied to every piece of cluster data (and the policy) before it is measured or shown: the
+    anonymizer's hide with --anonymize, the identity otherwise.
+    """
+
+    def __init__(
+        self, topology: dict[str, Any], policy: dict[str, Any], count: int, answer_schema: dict[str, Any],
+        max_tokens: int = DEFAULT_MAX_PROMPT_TOKENS, hide: Callable[[Any], Any] = lambda value: value,
+    ) -> None:
+        self.ranked = rank_workloads(topology["workloads"])
+        self.rank = {w["id"]: index for index, w in enumerate(self.ranked)}
+        self.dependencies = topology["dependencies"]
+        self.count = count
+        self.max_tokens = max_tokens
+        self.hide = hide
+        self.fixed = {
+            "count": count,
+            "policy": data_json(hide(policy)),
+            "faults": list(policy["allowed_faults"]),
+            "answer_schema": json.dumps(answer_schema, separators=(",", ":")),
+            "total": len(self.ranked),
+        }
+        self._incident: dict[str, list[dict[str, Any]]] = {}
+        for dependency in self.dependencies:
+            self._incident.setdefault(dependency["from"], []).append(dependency)
+            if not dependency["external"] and dependency["to"] != dependency["from"]:
+                self._incident.setdefault(dependency["to"], []).append(dependency)
+
+    def build(self) -> Prompt:
+        """The prompt with as many workloads as fit, in rank order; UsageError when not even the top ones fit."""
+        view = self._fill(self.max_tokens - self._tokens(_View([], [], []), omitted_all=True))
+        while True:
+            prompt = self._render(view)
+            if prompt.tokens <= self.max_tokens:
+                return prompt
+            if len(view.shown_ids) <= min(ALWAYS_SHOWN, len(self.ranked)):
+                raise self._too_small(prompt.tokens)
+            # The estimate of the parts was a little under the whole (the aggregate grew): show one fewer.
+            view = self._fill(self.max_tokens - self._tokens(_View([], [], []), omitted_all=True), len(view.shown_ids) - 1)
+
+    def _fill(self, room: int, limit: int | None = None) -> _View:
+        view = _View([], [], [])
+        shown_edges: set[int] = set()
+        for index, workload in enumerate(self.ranked[:limit]):
+            entry = data_json(self.hide(self._workload_entry(workload)))
+            edges = [
+                (id(d), data_json(self.hide(self._edge_entry(d))))
+                for d in self._nearest_edges(workload)
+                if id(d) not in shown_edges
+            ]
+            cost = estimate_tokens(entry) + 1 + sum(estimate_tokens(line) + 1 for _, line in edges)
+            if cost > room and index >= ALWAYS_SHOWN:
+                break
+            if cost > room:
+                # One of the top workloads: keep it, without edges if need be; build() reports if that is too much.
+                edges = []
+                cost = estimate_tokens(entry) + 1
+            room -= cost
+            view.workloads.append(entry)
+            view.shown_ids.append(workload["id"])
+            for key, line in edges:
+                shown_edges.add(key)
+                view.dependencies.append(line)
+        return view
+
+    def _nearest_edges(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
+        """The edges of a workload that matter most: to the most critical neighbours, hard ones first."""
+        def neighbour_rank(edge: dict[str, Any]) -> tuple[int, bool, float, str, str]:
+            other = edge["to"] if edge["from"] == workload["id"] else edge["from"]
+            return (self.rank.get(other, len(self.rank)), not edge.get("hard", False), -edge["confidence"], edge["from"], edge["to"])
+
+        return sorted(self._incident.get(workload["id"], []), key=neighbour_rank)[:EDGES_PER_WORKLOAD]
+
+    def _workload_entry(self, workload: dict[str, Any]) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "id": workload["id"],
+            "tier": workload["tier"],
+            "replicas": workload["replicas"],
+            "criticality": workload["criticality"]["score"],
+            "why": _listed(workload["criticality"]["reasons"]),
+            "risks": [[r["id"], r["severity"], _short(r["message"])] for r in workload["risks"]],
+            "selector": label_selector(workload),
+        }
+        if workload.get("stateful"):
+            entry["stateful"] = True
+        protection = {key: value for key, value in (workload.get("protection") or {}).items() if value is not None}
+        if protection:
+            entry["protection"] = protection
+        callers = sum(1 for d in self._incident.get(workload["id"], []) if d["to"] == workload["id"])
+        if callers > EDGES_PER_WORKLOAD:
+            entry["callers"] = callers
+        return entry
+
+    @staticmethod
+    def _edge_entry(dependency: dict[str, Any]) -> dict[str, Any]:
+        entry = {key: dependency[key] for key in ("from", "to", "via") if dependency.get(key) is not None}
+        if dependency["external"]:
+            entry["external"] = True
+        if dependency.get("port") is not None:
+            entry["port"] = dependency["port"]
+        entry["hard"] = bool(dependency.get("hard", False))
+        entry["confidence"] = dependency["confidence"]
+        entry["evidence"] = _listed(dependency["evidence"])
+        return entry
+
+    def _omitted(self, shown_ids: list[str], omitted_all: bool = False) -> str:
+        """Counts of what the view leaves out, so the model knows the size of what it does not see."""
+        shown = set() if omitted_all else set(shown_ids)
+        hidden = [w for w in self.ranked if w["id"] not in shown]
+        namespaces = Counter(w["namespace"] for w in hidden)
+        top_namespaces = dict(sorted(namespaces.items(), key=lambda item: (-item[1], item[0]))[:OMITTED_NAMESPACES])
+        summary = {
+            "workloads": len(hidden),
+            "by_tier": dict(sorted(Counter(w["tier"] for w in hidden).items())),
+            "by_namespace": top_namespaces,
+            "other_namespaces": len(namespaces) - len(top_namespaces),
+            "risks": dict(sorted(Counter(r["id"] for w in hidden for r in w["risks"]).items())),
+        }
+        return data_json(self.hide(summary))
+
+    def _context(self, view: _View, omitted_all: bool = False) -> dict[str, Any]:
+        return {
+            **self.fixed,
+            "workloads": view.workloads,
+            "dependencies": view.dependencies,
+            "shown": len(view.workloads),
+            "omitted": self._omitted(view.shown_ids, omitted_all),
+            "omitted_dependencies": len(self.dependencies) - len(view.dependencies),
+        }
+
+    def _tokens(self, view: _View, omitted_all: bool = False) -> int:
+        module = _template("experiment.j2").make_module(self._context(view, omitted_all))
+        return estimate_tokens(str(module.system())) + estimate_tokens(str(module.user()))
+
+    def _render(self, view: _View) -> Prompt:
+        module = _template("experiment.j2").make_module(self._context(view))
+        system, user = str(module.system()), str(module.user())
+        return Prompt(system, user, estimate_tokens(system) + estimate_tokens(user), tuple(view.shown_ids), len(self.ranked))
+
+    def _too_small(self, needed: int) -> UsageError:
+        return UsageError(
+            f"--max-prompt-tokens {self.max_tokens} is too small: the top {min(ALWAYS_SHOWN, len(self.ranked))} "
+            f"workloads alone need about {needed} tokens"
+        )
+
+
+def repair_request(problems: list[dict[str, Any]], whole_answer: bool, count: int) -> str:
+    """The user turn of the repair round: the exact validation errors, as data."""
+    module = _template("experiment.j2").make_module({"count": count})
+    return str(module.repair([data_json(problem) for problem in problems], whole_answer))
+
+
+def _listed(items: list[str]) -> list[str]:
+    shown = [_short(item) for item in items[:LIST_ITEMS]]
+    if len(items) > LIST_ITEMS:
+        shown.append(f"... {len(items) - LIST_ITEMS} more")
+    return shown
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= TEXT_CHARS else text[: TEXT_CHARS - 3] + "..."
+
+
+@lru_cache(maxsize=None)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("prompts"))),
+        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+
+
+def _template(name: str) -> jinja2.Template:
+    return _environment().get_template(name)

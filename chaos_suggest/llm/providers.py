@@ -1,0 +1,280 @@
+"""The LLM providers behind `chaos-suggest --provider`: a small Protocol and one class per SDK, chosen by name.
+
+Each SDK is imported only when its provider is built, so the builtin planner never pays for (or needs) them. The
+SDKs do the retrying (exponential backoff on 429 and 5xx, none on other 4xx) and the timeouts; this module turns
+what they raise into one ProviderFailure with a line a user can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chaosgen.errors import EnvironmentFailure
+
+BUILTIN = "builtin"
+# Sent to Anthropic (which requires it) and Gemini; not to OpenAI-compatible servers, which disagree on its name.
+MAX_OUTPUT_TOKENS = 8192
+TEMPERATURE = 0.0
+AUTH_STATUSES = (401, 403)
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "user" or "assistant"
+    text: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What a provider is asked: the system part, the turns so far, and the JSON Schema the answer must follow."""
+
+    system: str
+    turns: tuple[Turn, ...]
+    answer_schema: dict[str, Any]
+    answer_name: str = "experiment_plan"
+
+    def followed_by(self, answer: str, request: str) -> Conversation:
+        """The conversation of a repair round: the previous answer, then what to fix."""
+        return Conversation(
+            self.system, (*self.turns, Turn("assistant", answer), Turn("user", request)),
+            self.answer_schema, self.answer_name,
+        )
+
+
+class LLMProvider(Protocol):
+    """A chat model that answers a Conversation with the text of a JSON document."""
+
+    name: str
+    model: str
+
+    def parameters(self) -> dict[str, Any]:
+        """Everything besides the prompt that shapes the answer (part of the cache key)."""
+
+    def complete(self, conversation: Conversation) -> str:
+        """The model's answer; raises ProviderFailure."""
+
+
+class ProviderFailure(EnvironmentFailure):
+    """The provider could not be used (exit 4). fatal: a configuration problem no fallback should hide."""
+
+    def __init__(self, message: str, fatal: bool = False) -> None:
+        self.fatal = fatal
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    key_variables: tuple[str, ...]  # the first one set wins
+    base_url_variables: tuple[str, ...]
+    default_model: str
+
+
+SPECS: dict[str, ProviderSpec] = {
+    "openai": ProviderSpec(("OPENAI_API_KEY",), ("OPENAI_BASE_URL",), "gpt-4.1-mini"),
+    "gemini": ProviderSpec(("GEMINI_API_KEY", "GOOGLE_API_KEY"), ("GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL"), "gemini-2.5-flash"),
+    "anthropic": ProviderSpec(("ANTHROPIC_API_KEY",), ("ANTHROPIC_BASE_URL",), "claude-sonnet-4-5"),
+}
+PROVIDER_NAMES = (BUILTIN, *SPECS)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a provider: resolved from flags, then environment variables, then defaults."""
+
+    api_key: str
+    base_url: str | None
+    timeout: float
+    max_retries: int
+
+
+def make_provider(
+    name: str, model: str | None, base_url: str | None, timeout: float, max_retries: int,
+    environ: Mapping[str, str] = os.environ,
+) -> LLMProvider:
+    """Build the provider the CLI names; a missing key is a one-line exit-4 error naming its variable."""
+    spec = SPECS[name]
+    api_key = next((environ[var] for var in spec.key_variables if environ.get(var)), None)
+    if api_key is None:
+        first, *others = spec.key_variables
+        wanted = first + (f" (or {' or '.join(others)})" if others else "")
+        raise ProviderFailure(
+            f"{wanted} is not set: --provider {name} needs an API key (or use --provider builtin)", fatal=True
+        )
+    url = base_url or next((environ[var] for var in spec.base_url_variables if environ.get(var)), None)
+    connection = Connection(api_key, url, timeout, max_retries)
+    return _CLASSES[name](model or spec.default_model, connection)
+
+
+class _SDKProvider:
+    """What the three providers share: the parameters, and turning an SDK error into a ProviderFailure."""
+
+    name = ""
+
+    def __init__(self, model: str, connection: Connection) -> None:
+        self.model = model
+        self.connection = connection
+
+    def parameters(self) -> dict[str, Any]:
+        return {"temperature": TEMPERATURE, "max_output_tokens": MAX_OUTPUT_TOKENS, "base_url": self.connection.base_url}
+
+    def complete(self, conversation: Conversation) -> str:
+        try:
+            return self._call(conversation)
+        except Exception as e:  # noqa: BLE001 - each SDK has its own hierarchy; _classify keeps only theirs
+            failure = self._classify(e)
+            if failure is None:
+                raise
+            raise failure from e
+
+    def _call(self, conversation: Conversation) -> str:
+        raise NotImplementedError
+
+    def _classify(self, error: Exception) -> ProviderFailure | None:
+        raise NotImplementedError
+
+    def _failure(self, status: int | None, timed_out: bool, detail: str) -> ProviderFailure:
+        where = f"{self.name} ({self.connection.base_url or 'default endpoint'}, model {self.model})"
+        retries = f" after {self.connection.max_retries} retries" if self.connection.max_retries else ""
+        if status in AUTH_STATUSES:
+            variables = " or ".join(SPECS[self.name].key_variables)
+            return ProviderFailure(f"{where} refused the API key (HTTP {status}): check {variables}", fatal=True)
+        if status == 429:
+            return ProviderFailure(f"{where} is rate limiting (HTTP 429){retries}")
+        if status is not None and status >= 500:
+            return ProviderFailure(f"{where} failed with HTTP {status}{retries}")
+        if status is not None:
+            return ProviderFailure(f"{where} rejected the request (HTTP {status}): {_one_line(detail)}")
+        if timed_out:
+            return ProviderFailure(f"{where} did not answer within {self.connection.timeout:g}s{retries}")
+        return ProviderFailure(f"{where} is unreachable{retries}: {_one_line(detail)}")
+
+    def _stainless_failure(self, sdk: Any, error: Exception) -> ProviderFailure | None:
+        """The OpenAI and Anthropic SDKs are generated by the same tool and share their error classes' shape."""
+        if isinstance(error, sdk.APIStatusError):
+            return self._failure(error.status_code, False, str(error))
+        if isinstance(error, sdk.APIConnectionError):
+            return self._failure(None, isinstance(error, sdk.APITimeoutError), str(error))
+        return None
+
+
+class OpenAIProvider(_SDKProvider):
+    """OpenAI and every server that speaks its chat completions API (Ollama, vLLM, LM Studio, llama.cpp, gateways)."""
+
+    name = "openai"
+
+    def _call(self, conversation: Conversation) -> str:
+        import openai
+
+        client = openai.OpenAI(
+            api_key=self.connection.api_key, base_url=self.connection.base_url,
+            timeout=self.connection.timeout, max_retries=self.connection.max_retries,
+        )
+        messages = [{"role": "system", "content": conversation.system}]
+        messages += [{"role": turn.role, "content": turn.text} for turn in conversation.turns]
+        response = client.chat.completions.create(
+            model=self.model, messages=messages, temperature=TEMPERATURE,
+            response_format={
+                "type": "json_schema",
+                # strict mode would demand every property be required; the guard validates the answer anyway.
+                "json_schema": {"name": conversation.answer_name, "schema": conversation.answer_schema, "strict": False},
+            },
+        )
+        if not response.choices:
+            raise ProviderFailure(f"openai model {self.model} returned no choices")
+        return response.choices[0].message.content or ""
+
+    def _classify(self, error: Exception) -> ProviderFailure | None:
+        import openai
+
+        return self._stainless_failure(openai, error)
+
+
+class AnthropicProvider(_SDKProvider):
+    """Claude through the Messages API; the answer is forced through a tool whose input schema is the answer's."""
+
+    name = "anthropic"
+
+    def _call(self, conversation: Conversation) -> str:
+        import anthropic
+
+        client = anthropic.Anthropic(
+            api_key=self.connection.api_key, base_url=self.connection.base_url,
+            timeout=self.connection.timeout, max_retries=self.connection.max_retries,
+        )
+        tool = {
+            "name": conversation.answer_name,
+            "description": "Submit the answer. Its input is the whole answer document.",
+            "input_schema": conversation.answer_schema,
+        }
+        message = client.messages.create(
+            model=self.model, max_tokens=MAX_OUTPUT_TOKENS, temperature=TEMPERATURE, system=conversation.system,
+            messages=[{"role": turn.role, "content": turn.text} for turn in conversation.turns],
+            tools=[tool], tool_choice={"type": "tool", "name": conversation.answer_name},
+        )
+        for block in message.content:
+            if block.type == "tool_use" and block.name == conversation.answer_name:
+                return json.dumps(block.input, ensure_ascii=False)
+        # The model answered in prose instead of calling the tool: hand its text to the guard as the answer.
+        return "".join(block.text for block in message.content if block.type == "text")
+
+    def _classify(self, error: Exception) -> ProviderFailure | None:
+        import anthropic
+
+        return self._stainless_failure(anthropic, error)
+
+
+class GeminiProvider(_SDKProvider):
+    """Gemini through google-genai (the successor of the end-of-life google-generativeai) and its JSON mode."""
+
+    name = "gemini"
+    RETRIED_STATUSES = (408, 429, 500, 502, 503, 504)
+
+    def _call(self, conversation: Conversation) -> str:
+        from google import genai
+        from google.genai import types
+
+        retry = types.HttpRetryOptions(
+            attempts=self.connection.max_retries + 1, initial_delay=0.5, max_delay=8.0,
+            http_status_codes=list(self.RETRIED_STATUSES),
+        )
+        client = genai.Client(
+            api_key=self.connection.api_key,
+            http_options=types.HttpOptions(
+                base_url=self.connection.base_url, timeout=int(self.connection.timeout * 1000), retry_options=retry,
+            ),
+        )
+        roles = {"user": "user", "assistant": "model"}
+        response = client.models.generate_content(
+            model=self.model,
+            contents=[types.Content(role=roles[turn.role], parts=[types.Part(text=turn.text)]) for turn in conversation.turns],
+            config=types.GenerateContentConfig(
+                system_instruction=conversation.system, temperature=TEMPERATURE, max_output_tokens=MAX_OUTPUT_TOKENS,
+                response_mime_type="application/json", response_json_schema=conversation.answer_schema,
+            ),
+        )
+        return response.text or ""
+
+    def _classify(self, error: Exception) -> ProviderFailure | None:
+        from google.genai import errors
+
+        if isinstance(error, errors.APIError):
+            return self._failure(error.code, False, error.message or str(error))
+        # google-genai lets its HTTP library's transport errors through (httpx or its fork httpx2, or aiohttp).
+        if type(error).__module__.split(".")[0] in ("httpx", "httpx2", "aiohttp"):
+            timed_out = any("Timeout" in cls.__name__ for cls in type(error).__mro__)
+            return self._failure(None, timed_out, str(error) or type(error).__name__)
+        return None
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+_CLASSES: dict[str, type[_SDKProvider]] = {
+    "openai": OpenAIProvider, "gemini": GeminiProvider, "anthropic": AnthropicProvider,
+}

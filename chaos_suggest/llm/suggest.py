@@ -1,0 +1,170 @@
+"""chaos-suggest with an LLM: prompt, ask (through the cache), guard, one repair round, builtin fill.
+
+Called by chaos_suggest/cli.py when --provider is not builtin. The model's answer is untrusted input: only
+experiments that pass the guard come back, every dropped one is a warning naming the rule it broke, and the
+builtin planner (core.plan_builtin) plans the rest unless --no-fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chaos_suggest import core
+from chaos_suggest.llm.anonymize import Anonymizer
+from chaos_suggest.llm.cache import AnswerCache, default_cache_dir
+from chaos_suggest.llm.guard import AnswerUnusable, Guard, Verdict, answer_schema, parse_answer
+from chaos_suggest.llm.prompt import DEFAULT_MAX_PROMPT_TOKENS, PromptBuilder, repair_request, scrub
+from chaos_suggest.llm.providers import BUILTIN, Conversation, LLMProvider, ProviderFailure, Turn, make_provider
+from chaosgen.errors import InputRejected
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class LLMOptions:
+    """The LLM flags of chaos-suggest (each also an environment variable, see the README)."""
+
+    provider: str = BUILTIN
+    model: str | None = None
+    base_url: str | None = None
+    max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS
+    anonymize: bool = False
+    no_fallback: bool = False
+    cache_dir: str | None = None
+    offline: bool = False
+    timeout: float = 120.0
+    max_retries: int = 2
+
+
+def suggest_with_llm(
+    topology: dict[str, Any], policy: dict[str, Any], count: int, options: LLMOptions,
+    provider: LLMProvider | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Up to count experiments for a validated Topology, and the warnings to show on stderr.
+
+    provider defaults to the one options name (tests and other callers may inject any LLMProvider). The
+    experiments carry generator llm:<provider>/<model> (builtin for the ones the planner adds) and provisional
+    ids; core.assemble_plan numbers them.
+
+    Raises ProviderFailure (exit 4) for a missing key, a refused key (401/403), an --offline cache miss, and, with
+    --no-fallback, any provider failure; InputRejected (exit 3) when --no-fallback and no experiment of the
+    answer passed the guard.
+    """
+    if provider is None:
+        provider = make_provider(options.provider, options.model, options.base_url, options.timeout, options.max_retries)
+    count = min(count, policy["max_experiments"])
+    generator = f"llm:{provider.name}/{provider.model}"
+    visible = scrub(topology)
+    anonymizer = Anonymizer(visible) if options.anonymize else None
+    session = _Session(
+        provider, AnswerCache(Path(options.cache_dir) if options.cache_dir else default_cache_dir(), options.offline),
+        Guard(topology, policy, generator), anonymizer, count,
+    )
+    schema = answer_schema(count)
+    prompt = PromptBuilder(
+        visible, policy, count, schema, options.max_prompt_tokens, anonymizer.hide if anonymizer else _same,
+    ).build()
+    log.info(
+        "prompt for %s: about %d tokens (limit %d), %d of %d workloads shown",
+        generator, prompt.tokens, options.max_prompt_tokens, len(prompt.shown_ids), prompt.total_workloads,
+    )
+    warnings: list[str] = []
+    try:
+        accepted = session.run(Conversation(prompt.system, (Turn("user", prompt.user),), schema), warnings)
+    except ProviderFailure as e:
+        if e.fatal or options.no_fallback:
+            raise
+        warnings.append(f"{e}; the builtin planner plans instead")
+        accepted = []
+    if len(accepted) > count:
+        warnings.append(f"{generator} proposed {len(accepted)} experiments; the first {count} are kept")
+        accepted = accepted[:count]
+    if options.no_fallback:
+        if not accepted:
+            raise InputRejected(f"no usable experiment in the answer ({warnings[-1] if warnings else 'it was empty'})", generator)
+        if len(accepted) < count:
+            warnings.append(f"{generator} gave {_experiments(len(accepted))} that passed the guard of {count} (--no-fallback)")
+        return core.number_experiments(accepted), warnings
+    if len(accepted) < count:
+        added = _builtin_fill(topology, policy, count - len(accepted), accepted)
+        if accepted and added:
+            warnings.append(f"the builtin planner adds {_experiments(len(added))} to the {len(accepted)} of {generator}")
+        accepted += added
+    return core.number_experiments(accepted), warnings
+
+
+def _builtin_fill(topology: dict[str, Any], policy: dict[str, Any], missing: int, planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Up to missing experiments of the builtin planner that test something the planned ones do not."""
+    tests = {(e["target"]["workload"], e["fault"]["type"]) for e in planned}
+    candidates = core.plan_builtin(topology, policy, missing + len(planned))
+    return [e for e in candidates if (e["target"]["workload"], e["fault"]["type"]) not in tests][:missing]
+
+
+class _Session:
+    """One model, one guard, one cache: the first round and, when needed, the repair round."""
+
+    def __init__(self, provider: LLMProvider, cache: AnswerCache, guard: Guard, anonymizer: Anonymizer | None, count: int) -> None:
+        self.provider = provider
+        self.cache = cache
+        self.guard = guard
+        self.anonymizer = anonymizer
+        self.count = count
+        self.generator = guard.generator
+
+    def run(self, conversation: Conversation, warnings: list[str]) -> list[dict[str, Any]]:
+        """The experiments that passed the guard in either round; every rejection becomes a warning naming its rule."""
+        answer = self._ask(conversation)
+        first = self._judge(answer, [])
+        if first.clean:
+            return first.accepted
+        warnings += self._warnings(first, "", "sent back to repair")
+        request = repair_request(self._problem_lines(first), first.answer_error is not None, self.count)
+        second = self._judge(self._ask(conversation.followed_by(answer, request)), first.accepted)
+        warnings += self._warnings(second, "the repair answer of ", "dropped")
+        return first.accepted + second.accepted
+
+    def _ask(self, conversation: Conversation) -> str:
+        answer, cached = self.cache.ask(self.provider, conversation)
+        if cached:
+            log.info("%s: answer read from the cache", self.generator)
+        return answer
+
+    def _judge(self, answer: str, taken: list[dict[str, Any]]) -> Verdict:
+        try:
+            experiments = parse_answer(answer)
+        except AnswerUnusable as e:
+            return Verdict(answer_error=e.problem)
+        if self.anonymizer is not None:
+            experiments = self.anonymizer.reveal(experiments)
+        return self.guard.check(experiments, taken)
+
+    def _problem_lines(self, verdict: Verdict) -> list[dict[str, Any]]:
+        """The errors as the model will read them (in its own placeholders under --anonymize)."""
+        if verdict.answer_error is not None:
+            lines = [{"rule": verdict.answer_error.rule, "error": verdict.answer_error.message}]
+        else:
+            lines = [
+                {"experiment": rejection.label, "rule": problem.rule, "error": problem.message}
+                for rejection in verdict.rejected for problem in rejection.problems
+            ]
+        return self.anonymizer.hide(lines) if self.anonymizer is not None else lines
+
+    def _warnings(self, verdict: Verdict, answer: str, outcome: str) -> list[str]:
+        where = f"{answer}{self.generator}"
+        if verdict.answer_error is not None:
+            return [f"{where} was unusable ({outcome}): {_rule_text([verdict.answer_error])}"]
+        return [f"{outcome}: {rejection.label} of {where}: {_rule_text(rejection.problems)}" for rejection in verdict.rejected]
+
+
+def _rule_text(problems: list[Any]) -> str:
+    return "; ".join(f"rule {problem.rule}: {problem.message}" for problem in problems)
+
+
+def _experiments(number: int) -> str:
+    return f"{number} experiment" + ("" if number == 1 else "s")
+
+
+def _same(value: Any) -> Any:
+    return value

@@ -1,0 +1,483 @@
+"""chaos-watch's pure logic: what the engines ask for, threshold evaluation, outages, verdicts and the RunResult.
+
+Plain data in and out, no I/O and no clock: runner.py feeds it what the cluster and Prometheus said, with the times
+at which they said it (seconds on one monotonic-ish scale), and turns its answers into API calls.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from chaosgen import API_VERSION
+from chaosgen.errors import InputRejected
+from chaosgen.policy import violations
+from chaosgen.units import parse_duration
+
+ANNOTATION = "chaosgen.dev/"
+LITMUS_GROUP = "litmuschaos.io"
+VERDICTS = ("passed", "failed", "aborted", "skipped", "error")
+# Kubernetes writes object timestamps with whole seconds; a watch event received within this long after one is
+# taken as the moment it happened (sub-second), a later one (a lagging or resumed watch) falls back to the stamp.
+STAMP_RESOLUTION = 1.0
+WATCH_LAG_TOLERANCE = 0.5
+
+
+@dataclass(frozen=True)
+class Threshold:
+    name: str
+    query: str
+    operator: str
+    value: float
+    for_seconds: float
+    for_text: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Threshold:
+        return cls(data["name"], data["query"], data["operator"], float(data["value"]),
+                   parse_duration(data["for"]), data["for"])
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One ChaosEngine of the input, with what chaos-litmus annotated on it."""
+
+    name: str
+    namespace: str
+    experiment_id: str
+    fault: str | None
+    target: str | None
+    thresholds: tuple[Threshold, ...]
+    expected_recovery_seconds: int | None
+    experiment: dict[str, Any] | None
+    env: dict[str, str]
+    appinfo: dict[str, str]
+    manifest: dict[str, Any]
+
+    @property
+    def result_name(self) -> str:
+        """Litmus names the ChaosResult <engine>-<experiment>."""
+        return f"{self.name}-{self.fault}"
+
+    @property
+    def chaos_seconds(self) -> float:
+        return float(self.env.get("TOTAL_CHAOS_DURATION") or 0)
+
+    @property
+    def target_kind_name(self) -> tuple[str, str] | None:
+        if not self.target or self.target.count("/") != 2:
+            return None
+        _, kind, name = self.target.split("/")
+        return kind, name
+
+
+def split_documents(documents: list[Any], source: str) -> list[dict[str, Any]]:
+    """The Kubernetes objects of chaos-litmus output: multi-document YAML or a v1 List, flattened."""
+    objects: list[dict[str, Any]] = []
+    for index, document in enumerate(documents):
+        where = f"$[{index}]" if len(documents) > 1 else "$"
+        if not isinstance(document, dict) or "kind" not in document:
+            raise InputRejected("expected Kubernetes objects (chaos-litmus output)", source, where)
+        if document.get("kind") == "List":
+            items = document.get("items")
+            if not isinstance(items, list):
+                raise InputRejected("a List needs items", source, f"{where}.items")
+            objects.extend(split_documents(items, source) if items else [])
+        elif document.get("apiVersion") == API_VERSION:
+            raise InputRejected(f"chaos-watch expects chaos-litmus output (ChaosEngines), got a {document['kind']}",
+                                source, f"{where}.kind")
+        else:
+            _check_object(document, source, where)
+            objects.append(document)
+    return objects
+
+
+def _check_object(document: dict[str, Any], source: str, where: str) -> None:
+    if not isinstance(document.get("apiVersion"), str):
+        raise InputRejected("a Kubernetes object needs an apiVersion", source, f"{where}.apiVersion")
+    name = document.get("metadata", {}).get("name") if isinstance(document.get("metadata"), dict) else None
+    if not isinstance(name, str) or not name:
+        raise InputRejected("a Kubernetes object needs metadata.name", source, f"{where}.metadata.name")
+
+
+def parse_engines(objects: list[dict[str, Any]], source: str) -> list[Engine]:
+    """Every ChaosEngine of the input, its chaosgen annotations decoded; malformed ones are InputRejected."""
+    engines = []
+    for index, obj in enumerate(objects):
+        if obj.get("kind") != "ChaosEngine" or not obj["apiVersion"].startswith(LITMUS_GROUP + "/"):
+            continue
+        engines.append(_parse_engine(obj, source, f"$[{index}]"))
+    if not engines:
+        raise InputRejected("no ChaosEngine in the input (chaos-litmus output expected)", source)
+    names = [(e.namespace, e.name) for e in engines]
+    for duplicate in sorted({n for n in names if names.count(n) > 1}):
+        raise InputRejected(f"ChaosEngine {duplicate[0]}/{duplicate[1]} appears twice", source)
+    return engines
+
+
+def _parse_engine(obj: dict[str, Any], source: str, where: str) -> Engine:
+    metadata = obj["metadata"]
+    annotations = metadata.get("annotations") or {}
+    spec = obj.get("spec") or {}
+    experiments = spec.get("experiments") or []
+    if len(experiments) != 1 or not isinstance(experiments[0], dict):
+        raise InputRejected("a ChaosEngine must name exactly one experiment", source, f"{where}.spec.experiments")
+    experiment_spec = experiments[0]
+    env_list = (((experiment_spec.get("spec") or {}).get("components") or {}).get("env")) or []
+    env = {item["name"]: str(item.get("value", "")) for item in env_list if isinstance(item, dict) and "name" in item}
+
+    def annotation_json(key: str) -> Any:
+        text = annotations.get(ANNOTATION + key)
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputRejected(f"annotation {ANNOTATION}{key} is not JSON: {e.msg}", source,
+                                f"{where}.metadata.annotations") from e
+
+    raw_thresholds = annotation_json("abort-thresholds") or []
+    try:
+        thresholds = tuple(Threshold.from_dict(t) for t in raw_thresholds)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputRejected(f"annotation {ANNOTATION}abort-thresholds is malformed: {e}", source,
+                            f"{where}.metadata.annotations") from e
+    expected = annotations.get(ANNOTATION + "expected-recovery-seconds")
+    try:
+        expected_seconds = int(expected) if expected is not None else None
+    except ValueError as e:
+        raise InputRejected(f"annotation {ANNOTATION}expected-recovery-seconds is not an integer: {expected!r}", source,
+                            f"{where}.metadata.annotations") from e
+    experiment = annotation_json("experiment")
+    return Engine(
+        name=metadata["name"],
+        namespace=metadata.get("namespace") or "default",
+        experiment_id=annotations.get(ANNOTATION + "experiment-id") or metadata["name"],
+        fault=experiment_spec.get("name"),
+        target=annotations.get(ANNOTATION + "target"),
+        thresholds=thresholds,
+        expected_recovery_seconds=expected_seconds,
+        experiment=experiment if isinstance(experiment, dict) else None,
+        env=env,
+        appinfo={k: str(v) for k, v in (spec.get("appinfo") or {}).items()},
+        manifest=obj,
+    )
+
+
+def engine_violations(engine: Engine, policy: dict[str, Any]) -> list[tuple[str, str]]:
+    """The safety policy checked again on the annotated experiment AND on what the engine itself would do.
+
+    Called by the preflight: an engine edited after chaos-litmus (more pods, longer, another namespace) must not
+    slip through because its annotation still describes the safe version.
+    """
+    found: list[tuple[str, str]] = []
+    experiment = engine.experiment
+    if experiment is None:
+        found.append(("experiment-annotation", f"annotation {ANNOTATION}experiment is missing"))
+        experiment = {}
+    else:
+        found.extend(violations(experiment, policy))
+    target = experiment.get("target", {})
+    if engine.fault != experiment.get("fault", {}).get("type", engine.fault):
+        found.append(("engine-mismatch", f"engine runs {engine.fault}, the experiment says {experiment['fault']['type']}"))
+    if engine.fault not in policy["allowed_faults"]:
+        found.append(("fault-not-allowed", f"fault {engine.fault} is not in allowed_faults"))
+    app_namespace = engine.appinfo.get("appns", engine.namespace)
+    for namespace in sorted({app_namespace, engine.namespace}):
+        if namespace in policy["denied_namespaces"]:
+            found.append(("denied-namespace", f"namespace {namespace} may not be targeted"))
+    if target and app_namespace != target.get("namespace"):
+        found.append(("engine-mismatch", f"engine appns {app_namespace} is not the target namespace {target.get('namespace')}"))
+    if target and engine.appinfo.get("applabel") not in (None, target.get("label_selector")):
+        found.append(("engine-mismatch", f"engine applabel {engine.appinfo.get('applabel')} is not {target.get('label_selector')}"))
+    if engine.target and target and engine.target != target.get("workload"):
+        found.append(("engine-mismatch", f"annotation target {engine.target} is not {target.get('workload')}"))
+    percent_text = engine.env.get("PODS_AFFECTED_PERC") or "0"
+    percent = int(percent_text) if percent_text.isdigit() else 100
+    allowed_total = policy["allow_total_loss"] and (experiment.get("blast_radius") or {}).get("total_loss") is True
+    if percent > policy["max_pods_affected_percent"] and not (percent == 100 and allowed_total):
+        found.append(("max-pods-affected", f"engine PODS_AFFECTED_PERC {percent} exceeds {policy['max_pods_affected_percent']}%"))
+    if engine.chaos_seconds > parse_duration(policy["max_duration"]):
+        found.append(("max-duration", f"engine TOTAL_CHAOS_DURATION {engine.chaos_seconds:g}s exceeds {policy['max_duration']}"))
+    if policy["require_abort_thresholds"] and not engine.thresholds:
+        found.append(("abort-thresholds-required", f"annotation {ANNOTATION}abort-thresholds is empty"))
+    annotated = [t.get("name") for t in experiment.get("abort_thresholds", [])]
+    if experiment and annotated != [t.name for t in engine.thresholds]:
+        found.append(("engine-mismatch", "the engine's abort thresholds differ from its experiment's"))
+    return sorted(set(found), key=found.index)
+
+
+def compare(value: float, operator: str, limit: float) -> bool:
+    """True when `value operator limit` holds, i.e. the threshold's abort condition is met."""
+    return {
+        ">": value > limit, ">=": value >= limit, "<": value < limit, "<=": value <= limit,
+        "==": value == limit, "!=": value != limit,
+    }[operator]
+
+
+@dataclass
+class ThresholdState:
+    """One abort threshold over time: breached once its condition has held for its whole `for` duration."""
+
+    threshold: Threshold
+    pending_since: float | None = None
+    first_breach_at: float | None = None
+    worst: float | None = None
+    breached_now: bool = False
+
+    def observe(self, t: float, value: float | None) -> bool:
+        """Record a sample taken at t (None: no value); True when the threshold is breached at t."""
+        condition = value is not None and not math.isnan(value) and compare(value, self.threshold.operator, self.threshold.value)
+        if value is not None and not math.isnan(value):
+            self.worst = value if self.worst is None else _worse(self.threshold.operator, self.worst, value)
+        if not condition:
+            self.pending_since = None
+            self.breached_now = False
+            return False
+        if self.pending_since is None:
+            self.pending_since = t
+        self.breached_now = t - self.pending_since >= self.threshold.for_seconds
+        if self.breached_now and self.first_breach_at is None:
+            self.first_breach_at = t
+        return self.breached_now
+
+    def as_dict(self) -> dict[str, Any]:
+        t = self.threshold
+        return {
+            "name": t.name, "query": t.query, "operator": t.operator, "value": t.value, "for": t.for_text,
+            "breached": self.first_breach_at is not None,
+            "first_breach_at": _round(self.first_breach_at), "worst": _round(self.worst, 6),
+        }
+
+
+def _worse(operator: str, a: float, b: float) -> float:
+    """The sample nearer the breaching side: the higher one for > and >=, the lower for < and <=."""
+    if operator in (">", ">="):
+        return max(a, b)
+    if operator in ("<", "<="):
+        return min(a, b)
+    return b
+
+
+@dataclass(frozen=True)
+class PodChange:
+    """A target pod became ready (ready=True) or stopped serving (deleted, terminating, Ready=False) at t."""
+
+    t: float
+    pod: str
+    ready: bool
+
+
+def event_time(stamp: float | None, received: float) -> float:
+    """When something happened, from its whole-second API timestamp and the time its watch event reached us.
+
+    Called for pod deletions and Ready transitions: the stamp is authoritative but truncated to the second; a
+    receipt inside that second (plus a little lag) pins it down, a later receipt means the watch lagged.
+    """
+    if stamp is None:
+        return received
+    if stamp <= received < stamp + STAMP_RESOLUTION + WATCH_LAG_TOLERANCE:
+        return received
+    return stamp
+
+
+def outages(initially_ready: set[str], changes: list[PodChange], desired: int, since: float) -> list[dict[str, Any]]:
+    """Periods after `since` during which fewer than `desired` target pods were ready (up_at None: still down)."""
+    ready = set(initially_ready)
+    found: list[dict[str, Any]] = []
+    down_at: float | None = None if len(ready) >= desired else since
+    for change in sorted(changes, key=lambda c: (c.t, c.ready)):
+        (ready.add if change.ready else ready.discard)(change.pod)
+        t = max(change.t, since)
+        if down_at is None and len(ready) < desired:
+            down_at = t
+        elif down_at is not None and len(ready) >= desired:
+            found.append({"down_at": down_at, "up_at": t})
+            down_at = None
+    if down_at is not None:
+        found.append({"down_at": down_at, "up_at": None})
+    return [
+        {"down_at": _round(o["down_at"] - since), "up_at": _round(None if o["up_at"] is None else o["up_at"] - since),
+         "seconds": None if o["up_at"] is None else _round(o["up_at"] - o["down_at"])}
+        for o in found
+    ]
+
+
+def time_to_recovery(found_outages: list[dict[str, Any]]) -> float | None:
+    """The longest completed outage (seconds), 0 when the target never went below its desired ready replicas."""
+    if any(o["up_at"] is None for o in found_outages):
+        return None
+    return max((o["seconds"] for o in found_outages), default=0.0)
+
+
+@dataclass
+class Observation:
+    """Everything the runner saw of one experiment, in the shape decide() and experiment_result() need."""
+
+    engine: Engine
+    preflight: list[dict[str, Any]] = field(default_factory=list)
+    skipped_reason: str | None = None
+    error_reason: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    chaos_ended: bool = False
+    abort: dict[str, Any] | None = None
+    chaos_result: dict[str, Any] | None = None
+    thresholds: list[ThresholdState] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    outages: list[dict[str, Any]] = field(default_factory=list)
+    recovered: bool | None = None
+    dry_run: bool = False
+
+    def offset(self, t: float) -> float:
+        return _round(max(0.0, t - self.started_at)) if self.started_at is not None else 0.0
+
+    def event(self, t: float, kind: str, message: str) -> dict[str, Any]:
+        entry = {"t": self.offset(t), "type": kind, "message": message}
+        self.events.append(entry)
+        return entry
+
+
+def summarize_chaos_result(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The RunResult's view of a Litmus ChaosResult object (status.experimentStatus, status.probeStatuses)."""
+    if not result:
+        return None
+    status = result.get("status") or {}
+    experiment = status.get("experimentStatus") or {}
+    percentage = experiment.get("probeSuccessPercentage")
+    try:
+        probe_success = float(percentage) if percentage not in (None, "", "Awaited") else None
+    except (TypeError, ValueError):
+        probe_success = None
+    probes = [
+        {key: value for key, value in {
+            "name": probe.get("name", ""), "type": probe.get("type"), "mode": probe.get("mode"),
+            "verdict": (probe.get("status") or {}).get("verdict", ""),
+            "description": (probe.get("status") or {}).get("description"),
+        }.items() if value is not None}
+        for probe in status.get("probeStatuses") or []
+    ]
+    return {
+        "name": result["metadata"]["name"],
+        "phase": experiment.get("phase"),
+        "verdict": experiment.get("verdict"),
+        "probe_success_percentage": probe_success,
+        "failed_step": (experiment.get("failureOutput") or {}).get("failedStep"),
+        "probes": sorted(probes, key=lambda p: p["name"]),
+    }
+
+
+def decide(observation: Observation) -> tuple[str, str]:
+    """The experiment's verdict and a one-sentence reason, from what was observed.
+
+    Order matters: a skip or an error means the hypothesis was never tested; an abort outranks whatever Litmus
+    concluded afterwards; then Litmus's own verdict; then recovery against the hypothesis's expected time.
+    """
+    engine = observation.engine
+    if observation.skipped_reason:
+        return "skipped", observation.skipped_reason
+    if observation.error_reason:
+        return "error", observation.error_reason
+    if observation.abort:
+        return "aborted", observation.abort["reason"]
+    result = observation.chaos_result or {}
+    if result.get("verdict") == "Fail":
+        step = result.get("failed_step")
+        return "failed", f"Litmus verdict Fail{f': {step}' if step else ''}"
+    if not observation.chaos_ended:
+        return "error", "the chaos engine did not finish"
+    breached = [s.threshold.name for s in observation.thresholds if s.first_breach_at is not None]
+    if breached:
+        return "failed", f"threshold {', '.join(breached)} breached"
+    if observation.recovered is False:
+        return "failed", "the target did not recover before the recovery timeout"
+    ttr = time_to_recovery(observation.outages)
+    expected = engine.expected_recovery_seconds
+    if ttr is not None and expected is not None and ttr > expected:
+        return "failed", f"recovered in {ttr:g}s, more than the expected {expected}s"
+    held = f"; recovered in {ttr:g}s (expected {expected}s)" if ttr is not None and expected is not None else ""
+    return "passed", f"no threshold breached{held}"
+
+
+def experiment_result(observation: Observation, iso: Any) -> dict[str, Any]:
+    """One entry of RunResult.experiments; iso turns a runner time into an RFC 3339 string."""
+    engine = observation.engine
+    verdict, reason = decide(observation)
+    result: dict[str, Any] = {
+        "id": engine.experiment_id,
+        "engine": engine.name,
+        "namespace": engine.namespace,
+        "target": engine.target,
+        "fault": engine.fault,
+    }
+    if engine.experiment and engine.experiment.get("hypothesis"):
+        result["hypothesis"] = engine.experiment["hypothesis"]
+    ttr = time_to_recovery(observation.outages) if observation.chaos_ended else None
+    result.update({
+        "verdict": verdict,
+        "reason": reason,
+        "aborted_by": observation.abort["by"] if observation.abort else None,
+        "abort": observation.abort,
+        "preflight": observation.preflight,
+        "chaos_result": observation.chaos_result,
+        "thresholds": [s.as_dict() for s in observation.thresholds],
+        "samples": observation.samples,
+        "events": observation.events,
+        "started_at": iso(observation.started_at) if observation.started_at is not None else None,
+        "ended_at": iso(observation.ended_at) if observation.ended_at is not None else None,
+        "expected_recovery_seconds": engine.expected_recovery_seconds,
+        "time_to_recovery_seconds": ttr,
+        "recovered": observation.recovered,
+        "outages": observation.outages,
+    })
+    return result
+
+
+def run_result(results: list[dict[str, Any]], generator: str, source: dict[str, Any], journal: str | None,
+               dry_run: bool) -> dict[str, Any]:
+    """The RunResult document, experiments in input order."""
+    summary = {"total": len(results), **{verdict: 0 for verdict in VERDICTS}}
+    for result in results:
+        summary[result["verdict"]] += 1
+    return {
+        "apiVersion": API_VERSION, "kind": "RunResult",
+        "metadata": {"generator": generator, "source": source},
+        "dry_run": dry_run, "journal": journal, "summary": summary, "experiments": results,
+    }
+
+
+def exit_code(document: dict[str, Any]) -> int:
+    """0 when every hypothesis held (or, in a dry run, every preflight passed); 5 deviated or aborted; 4 environment.
+
+    A deviation outranks an environment error: it is the news the user ran chaos-watch for.
+    """
+    verdicts = [e["verdict"] for e in document["experiments"]]
+    if any(v in ("failed", "aborted") for v in verdicts):
+        return 5
+    if "error" in verdicts:
+        return 4
+    if document["dry_run"]:
+        passed_preflight = all(all(c["ok"] for c in e["preflight"]) for e in document["experiments"])
+        return 0 if passed_preflight else 5
+    return 5 if "skipped" in verdicts else 0
+
+
+def iso_utc(epoch_seconds: float) -> str:
+    """RFC 3339 UTC with milliseconds, the RunResult's timestamp format."""
+    stamp = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def parse_k8s_time(text: str | None) -> float | None:
+    """Seconds since the epoch of a Kubernetes timestamp (2026-11-25T22:00:00Z, fractions allowed)."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)

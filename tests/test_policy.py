@@ -1,0 +1,207 @@
+"""The safety policy (chaosgen.policy): loading --policy files over the defaults, and every rule it enforces."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaosgen.errors import InputRejected, PolicyViolation
+from chaosgen.policy import DEFAULT_POLICY, FAULT_TYPES, enforce, enforce_plan, load_policy, violations
+
+TARGET = "shop/Deployment/api"
+
+
+def experiment(**changes: Any) -> dict[str, Any]:
+    """A valid experiment on 1 of 2 pods of shop/Deployment/api; changes replace top-level fields."""
+    base = {
+        "id": "01-pod-delete-api",
+        "target": {"workload": TARGET, "namespace": "shop", "kind": "Deployment", "name": "api", "label_selector": "app=api"},
+        "fault": {"type": "pod-delete"},
+        "parameters": {"duration": "30s", "interval": "10s", "pods_affected_percent": 50},
+        "blast_radius": {"namespaces": ["shop"], "workloads": [TARGET], "pods_affected_percent": 50, "max_pods": 1},
+        "abort_thresholds": [{"name": "api-error-rate", "query": "vector(0)", "operator": ">", "value": 0.05, "for": "30s"}],
+    }
+    base.update(changes)
+    return base
+
+
+def rules(candidate: dict[str, Any], policy: dict[str, Any] | None = None, known: set[str] | None = None) -> list[str]:
+    return [rule for rule, _ in violations(candidate, policy or load_policy(None), known)]
+
+
+def test_a_bounded_experiment_passes() -> None:
+    assert rules(experiment(), known={TARGET}) == []
+
+
+def test_defaults_deny_system_chaos_and_monitoring_namespaces() -> None:
+    denied = set(load_policy(None)["denied_namespaces"])
+    assert {"kube-system", "kube-public", "kube-node-lease", "litmus", "monitoring"} <= denied
+
+
+@pytest.mark.parametrize("where", ["target", "blast_radius"])
+def test_denied_namespace_in_target_or_blast_radius(where: str) -> None:
+    candidate = experiment()
+    if where == "target":
+        candidate["target"] = {**candidate["target"], "namespace": "kube-system", "workload": "kube-system/Deployment/api"}
+    else:
+        candidate["blast_radius"] = {**candidate["blast_radius"], "namespaces": ["shop", "monitoring"]}
+    assert "denied-namespace" in rules(candidate)
+
+
+def test_namespace_not_allowed() -> None:
+    policy = {**load_policy(None), "allowed_namespaces": ["staging"]}
+    assert rules(experiment(), policy) == ["namespace-not-allowed"]
+
+
+def test_fault_not_allowed() -> None:
+    policy = {**load_policy(None), "allowed_faults": ["pod-cpu-hog"]}
+    assert rules(experiment(), policy) == ["fault-not-allowed"]
+
+
+def test_target_mismatch() -> None:
+    candidate = experiment()
+    candidate["target"] = {**candidate["target"], "name": "web"}
+    assert "target-mismatch" in rules(candidate)
+
+
+def test_unknown_target_only_when_the_known_workloads_are_given() -> None:
+    assert rules(experiment(), known={"shop/Deployment/web"}) == ["unknown-target"]
+    assert rules(experiment()) == []
+
+
+def test_blast_radius_must_list_the_target() -> None:
+    candidate = experiment()
+    candidate["blast_radius"] = {**candidate["blast_radius"], "workloads": ["shop/Deployment/web"]}
+    assert rules(candidate) == ["blast-radius-target"]
+
+
+@pytest.mark.parametrize("field", ["parameters", "blast_radius"])
+def test_max_pods_affected_counts_parameters_and_blast_radius(field: str) -> None:
+    candidate = experiment()
+    candidate[field] = {**candidate[field], "pods_affected_percent": 60}
+    assert rules(candidate) == ["max-pods-affected"]
+
+
+def total_loss(fault: str = "pod-delete", declared: bool = True) -> dict[str, Any]:
+    candidate = experiment(fault={"type": fault})
+    candidate["parameters"] = {**candidate["parameters"], "pods_affected_percent": 100}
+    candidate["blast_radius"] = {**candidate["blast_radius"], "pods_affected_percent": 100, "max_pods": 2}
+    if declared:
+        candidate["blast_radius"]["total_loss"] = True
+    return candidate
+
+
+def test_total_loss_is_allowed_for_a_declared_pod_removing_fault() -> None:
+    for fault in ("pod-delete", "container-kill", "node-drain"):
+        assert rules(total_loss(fault)) == []
+
+
+@pytest.mark.parametrize(
+    ("candidate", "policy_change", "reason"),
+    [
+        (total_loss(declared=False), {}, "needs blast_radius.total_loss"),
+        (total_loss("pod-memory-hog"), {}, "total loss is allowed only for pod-delete, container-kill, node-drain"),
+        (total_loss(), {"allow_total_loss": False}, "allow_total_loss is false"),
+    ],
+    ids=["undeclared", "degrading-fault", "not-allowed"],
+)
+def test_total_loss_refusals_say_why(candidate: dict[str, Any], policy_change: dict[str, Any], reason: str) -> None:
+    found = violations(candidate, {**load_policy(None), **policy_change})
+    assert [rule for rule, _ in found] == ["max-pods-affected"]
+    assert reason in found[0][1]
+
+
+def test_max_duration() -> None:
+    candidate = experiment(parameters={"duration": "11m", "pods_affected_percent": 50})
+    assert rules(candidate) == ["max-duration"]
+    assert rules(candidate, {**load_policy(None), "max_duration": "1h"}) == []
+
+
+def test_abort_thresholds_required_unless_switched_off() -> None:
+    candidate = experiment(abort_thresholds=[])
+    assert rules(candidate) == ["abort-thresholds-required"]
+    assert rules(candidate, {**load_policy(None), "require_abort_thresholds": False}) == []
+
+
+def test_enforce_raises_the_first_rule_with_its_path() -> None:
+    with pytest.raises(PolicyViolation) as caught:
+        enforce(experiment(abort_thresholds=[]), load_policy(None), "plan.json", "$.experiments[0]")
+    assert caught.value.rule == "abort-thresholds-required"
+    assert str(caught.value) == (
+        "plan.json at $.experiments[0]: policy rule abort-thresholds-required: an experiment needs at least one abort threshold"
+    )
+    assert caught.value.exit_code == 3
+
+
+def test_enforce_plan_checks_count_and_every_experiment() -> None:
+    policy = {**load_policy(None), "max_experiments": 1}
+    with pytest.raises(PolicyViolation) as caught:
+        enforce_plan([experiment(), experiment()], policy, "plan.json")
+    assert (caught.value.rule, caught.value.path) == ("max-experiments", "$.experiments")
+    with pytest.raises(PolicyViolation) as caught:
+        enforce_plan([experiment(), experiment(fault={"type": "pod-autoscaler"})], {**policy, "max_experiments": 5,
+                     "allowed_faults": ["pod-delete"]}, "plan.json")
+    assert (caught.value.rule, caught.value.path) == ("fault-not-allowed", "$.experiments[1]")
+    enforce_plan([experiment()], load_policy(None), "plan.json", {TARGET})
+
+
+# --- loading ---------------------------------------------------------------------------------------------------
+
+def test_defaults_are_a_fresh_sorted_copy() -> None:
+    policy = load_policy(None)
+    policy["denied_namespaces"].append("mine")
+    assert "mine" not in load_policy(None)["denied_namespaces"]
+    assert load_policy(None)["allowed_faults"] == sorted(FAULT_TYPES)
+    assert set(load_policy(None)) == set(DEFAULT_POLICY)
+
+
+def test_policy_file_overrides_field_by_field(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "apiVersion: chaosgen.dev/v1\nkind: SafetyPolicy\nmax_duration: 2m\n"
+        "denied_namespaces: [prod, kube-system, prod]\nallow_total_loss: false\n"
+    )
+    policy = load_policy(str(path))
+    assert policy["max_duration"] == "2m"
+    assert policy["denied_namespaces"] == ["kube-system", "prod"]
+    assert policy["allow_total_loss"] is False
+    assert policy["max_pods_affected_percent"] == DEFAULT_POLICY["max_pods_affected_percent"]
+    assert "kind" not in policy
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("max_pods_affected_percent: 150\n", "SafetyPolicy schema"),
+        ("max_duration: forever\n", "SafetyPolicy schema"),
+        ("denied_namespace: [prod]\n", "SafetyPolicy schema"),
+        ("kind: Topology\n", "SafetyPolicy schema"),
+        ("- a\n- b\n", "a policy file holds one YAML or JSON mapping"),
+        ("a: 1\n---\nb: 2\n", "a policy file holds one YAML or JSON mapping"),
+        ("a: b: c\n", "not valid YAML"),
+        ("", "empty input"),
+    ],
+    ids=["percent", "duration", "unknown-field", "kind", "list", "two-docs", "yaml", "empty"],
+)
+def test_bad_policy_files_are_rejected_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(InputRejected) as caught:
+        load_policy(str(path))
+    assert str(caught.value).startswith(str(path))
+    assert message in str(caught.value)
+
+
+def test_missing_policy_file() -> None:
+    with pytest.raises(InputRejected, match="no such file"):
+        load_policy("/nonexistent/policy.yaml")
+
+
+def test_violations_do_not_modify_their_inputs() -> None:
+    candidate, policy = experiment(), load_policy(None)
+    before = copy.deepcopy((candidate, policy))
+    violations(candidate, policy, {TARGET})
+    assert (candidate, policy) == before
