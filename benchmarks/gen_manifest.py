@@ -60,11 +60,17 @@ class Workload:
     dependencies: list[Workload] = field(default_factory=list)
 
 
+class _PlainDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Writes shared objects out in full: hand-written and kubectl-made manifests carry no anchors or aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def generate(workloads: int = DEFAULT_WORKLOADS, seed: int = DEFAULT_SEED) -> str:
     """The whole manifest as one YAML stream."""
     documents = list(iter_documents(workloads, seed))
-    return yaml.dump_all(documents, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False,
-                         default_flow_style=False, width=120)
+    return yaml.dump_all(documents, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def iter_documents(workloads: int, seed: int) -> Iterator[dict[str, Any]]:
@@ -92,9 +98,10 @@ def plan_workloads(count: int, rng: random.Random) -> list[Workload]:
 
 def plan_app(namespace: str, app: str, size: int, rng: random.Random, earlier: list[Workload]) -> list[Workload]:
     members: list[Workload] = []
+    stores = rng.sample(sorted(STORES), 2)
     for position in range(size):
         if position < min(2, size - 1):
-            store = rng.choice(sorted(STORES))
+            store = stores[position]
             members.append(Workload(namespace, f"{app}-{store}", "StatefulSet", STORES[store][3], STORES[store][1],
                                     store))
         elif position == size - 1 and size > 2:

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chaos_suggest.llm.anonymize import Anonymizer  # noqa: E402
 from chaos_suggest.llm.guard import answer_schema  # noqa: E402
-from chaos_suggest.llm.prompt import DEFAULT_MAX_PROMPT_TOKENS, ALWAYS_SHOWN, PromptBuilder, rank_workloads, scrub  # noqa: E402
+from chaos_suggest.llm.options import DEFAULT_MAX_PROMPT_TOKENS  # noqa: E402
+from chaos_suggest.llm.prompt import ALWAYS_SHOWN, PromptBuilder, rank_workloads, scrub  # noqa: E402
 from chaosgen.policy import load_policy  # noqa: E402
 from chaosgen.schemas import validate  # noqa: E402
 

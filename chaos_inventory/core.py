@@ -131,6 +131,9 @@ class Container:
     evidence_path: str
     ports: list[int]
     port_names: list[str]
+    env: list[dict]
+    env_from: list[dict]
+    command_words: dict[str, list]
 
 
 @dataclass(slots=True, eq=False)
@@ -148,6 +151,7 @@ class Workload:
     containers: list[Container]
     metadata_labels: dict[str, str]
     claim_templates: bool
+    volumes: list[dict]
     services: list["Service"] = field(default_factory=list)
     pdb: dict | None = None
     hpa: dict | None = None
@@ -159,9 +163,6 @@ class Workload:
     @property
     def app_containers(self) -> list[Container]:
         return [c for c in self.containers if not c.init]
-
-    def volumes(self) -> list[dict]:
-        return _items(self.pod_spec, "volumes", self.json_base)
 
 
 @dataclass(slots=True, eq=False)
@@ -200,9 +201,14 @@ def _parse_workload(obj: dict, kind: str, namespace: str, name: str) -> Workload
                     raise MalformedObject(f"port {number} is out of range", f"{path}.ports[{port_index}].containerPort")
                 ports.append(number)
                 port_names.append(_get(port, "name", str, f"{path}.ports[{port_index}]", ""))
+            env = _items(spec, "env", path)
+            for env_index, item in enumerate(env):
+                _get(item, "name", str, f"{path}.env[{env_index}]", required=True)
+                _get(item, "valueFrom", dict, f"{path}.env[{env_index}]")
             containers.append(Container(
                 container_name, _get(spec, "image", str, path, ""), section == "initContainers", spec, path,
-                f"{evidence_base}.{section}[{container_name}]", ports, port_names,
+                f"{evidence_base}.{section}[{container_name}]", ports, port_names, env, _items(spec, "envFrom", path),
+                {key: _get(spec, key, list, path, []) for key in ("command", "args")},
             ))
     if not any(not c.init for c in containers):
         raise MalformedObject("a pod needs at least one container", f"{json_base}.containers")
@@ -222,6 +228,7 @@ def _parse_workload(obj: dict, kind: str, namespace: str, name: str) -> Workload
     return Workload(
         f"{namespace}/{kind}/{name}", namespace, kind, name, labels, selector, replicas, pod_spec, evidence_base,
         json_base, containers, metadata_labels, bool(_get(spec, "volumeClaimTemplates", list, "$.spec", ())),
+        _items(pod_spec, "volumes", json_base),
     )
 
 
@@ -438,9 +445,9 @@ def _references(
     """
     namespace = workload.namespace
     for container in workload.containers:
-        path, evidence = container.json_path, container.evidence_path
-        for index, item in enumerate(_items(container.spec, "env", path)):
-            key = _get(item, "name", str, f"{path}.env[{index}]", required=True)
+        evidence = container.evidence_path
+        for item in container.env:
+            key = item["name"]
             if is_secret_name(key):
                 continue
             field_path = f"{evidence}.env[{key}]"
@@ -448,8 +455,7 @@ def _references(
                 for ref in hosts_in_value(_scalar_text(item["value"]), key):
                     yield ref, field_path, 0.6
                 continue
-            value_from = _get(item, "valueFrom", dict, f"{path}.env[{index}]", {})
-            ref_spec = value_from.get("configMapKeyRef")
+            ref_spec = (item.get("valueFrom") or {}).get("configMapKeyRef")
             if isinstance(ref_spec, dict) and isinstance(ref_spec.get("name"), str):
                 data = inputs.configmaps.get((namespace, ref_spec["name"]), {})
                 config_key = ref_spec.get("key")
@@ -457,7 +463,7 @@ def _references(
                     ref_path = f"{field_path}.valueFrom.configMapKeyRef[{ref_spec['name']}].{config_key}"
                     for ref in hosts_in_value(data[config_key], key):
                         yield ref, ref_path, 0.6
-        for index, item in enumerate(_items(container.spec, "envFrom", path)):
+        for item in container.env_from:
             ref_spec = item.get("configMapRef")
             if not isinstance(ref_spec, dict) or not isinstance(ref_spec.get("name"), str):
                 continue
@@ -467,7 +473,7 @@ def _references(
                     for ref in hosts_in_value(value, prefix + config_key):
                         yield ref, f"{evidence}.envFrom[configmap {ref_spec['name']}].{config_key}", 0.6
         yield from _command_references(container)
-    for index, volume in enumerate(workload.volumes()):
+    for volume in workload.volumes:
         config_map = volume.get("configMap")
         if isinstance(config_map, dict) and isinstance(config_map.get("name"), str):
             volume_path = f"{workload.evidence_base}.volumes[{volume.get('name')}].configMap[{config_map['name']}]"
@@ -477,8 +483,7 @@ def _references(
 
 def _command_references(container: Container) -> Iterable[tuple[HostRef, str, float]]:
     """Hosts in command and args; a bare word counts only after a host-taking program or flag (nc -z db 5432)."""
-    for section in ("command", "args"):
-        words = _get(container.spec, section, list, container.json_path, ())
+    for section, words in container.command_words.items():
         in_host_context, flag_key = False, None
         for index, word in enumerate(words):
             for token in _scalar_text(word).replace(";", " ; ").split():
@@ -525,6 +530,8 @@ def _add_edges(
         service = None
     bare = len(labels) == 1 and not ref.scheme and not ref.port
     from_config_file = bare_confidence == 0.0 and not ref.hinted
+    if bare and host in NOT_HOSTS:
+        return
     if service is not None:
         if bare and (bare_confidence == 0.0 and not ref.hinted):
             return
@@ -537,7 +544,7 @@ def _add_edges(
         elif not targets:
             targets = [(host, None, service)]
     else:
-        if from_config_file or not (cluster_name or ref.host_shaped or (ref.hinted and bare and host not in NOT_HOSTS)):
+        if from_config_file or not (cluster_name or ref.host_shaped or (ref.hinted and bare)):
             return
         confidence = 0.9 if not bare else 0.6
         targets = [(host, None, None)]
@@ -694,7 +701,7 @@ def _name_role(name: str) -> tuple[str | None, str]:
     if base.startswith("front") or base.endswith("page"):
         return "frontend", f"name {name} names a user-facing part"
     tier = _NAME_ROLE_TIERS.get(words[-1])
-    return tier, f"name {name} ends in {words[-1]}"
+    return tier, f"name {name}" if len(words) == 1 else f"name {name} ends in {words[-1]}"
 
 
 # --- criticality, risks and the output records -----------------------------------------------------------------
@@ -847,7 +854,7 @@ def _risks(workload: Workload, stateful: bool, persistent: bool, direct: int) ->
     if replicas > 1 and long_running and not _spreads(workload.pod_spec):
         add("no-anti-affinity", "medium", f"{replicas} replicas without podAntiAffinity or topologySpreadConstraints may share one node")
     if stateful and workload.tier in ("database", "queue") and not persistent:
-        empty_dirs = sorted(str(v.get("name")) for v in workload.volumes() if "emptyDir" in v)
+        empty_dirs = sorted(str(v.get("name")) for v in workload.volumes if "emptyDir" in v)
         where = f"emptyDir volume {', '.join(empty_dirs)} and the container filesystem" if empty_dirs else "the container filesystem"
         add("stateful-data-on-emptydir", "high", f"a {workload.tier} without a persistent volume keeps its data on {where}: deleting the pod loses it")
     if workload.runtime is not None:
@@ -883,7 +890,7 @@ def _spreads(pod_spec: dict) -> bool:
 
 
 def _workload_record(workload: Workload, transitive: int, direct: int) -> dict:
-    persistent = workload.claim_templates or any("persistentVolumeClaim" in v for v in workload.volumes())
+    persistent = workload.claim_templates or any("persistentVolumeClaim" in v for v in workload.volumes)
     stateful = workload.kind == "StatefulSet" or persistent or workload.tier in DATA_TIERS
     record: dict[str, Any] = {
         "id": workload.id,

@@ -12,8 +12,9 @@ Public functions (called by chaos_suggest.cli; an LLM planner plugs in between t
 - plan_warnings(plan) -> the warnings the CLI prints on stderr.
 
 An LLM planner produces experiment dicts of the same schema (generator "llm:<provider>/<model>"), may drop the
-ones that chaosgen.policy.violations() rejects, and hands them to assemble_plan like the built-in ones.
-The PromQL conventions of abort thresholds are in chaos_suggest.promql.
+ones that chaosgen.policy.violations() rejects, and hands them to assemble_plan like the built-in ones;
+chaos_suggest.planner.TopologyIndex gives it callers and transitive callers for checking blast radii, and
+chaos_suggest.promql the metric-name convention and query builders of abort thresholds.
 """
 
 from __future__ import annotations

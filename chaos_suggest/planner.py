@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -51,7 +52,8 @@ class TopologyIndex:
         self.workloads: dict[str, dict[str, Any]] = {w["id"]: w for w in topology["workloads"]}
         self.edges_into: dict[str, list[dict[str, Any]]] = {}
         for edge in topology["dependencies"]:
-            if not edge["external"] and edge["to"] in self.workloads and edge["from"] in self.workloads:
+            known = edge["to"] in self.workloads and edge["from"] in self.workloads
+            if known and not edge["external"] and edge["from"] != edge["to"]:
                 self.edges_into.setdefault(edge["to"], []).append(edge)
         for edges in self.edges_into.values():
             edges.sort(key=lambda e: (-self.criticality(e["from"]), e["from"]))
@@ -80,6 +82,9 @@ class TopologyIndex:
         return self._upstream[workload_id]
 
 
+Detector = Callable[[dict[str, Any], TopologyIndex, list[dict[str, Any]]], bool]
+
+
 @dataclass(frozen=True)
 class Weakness:
     """A weak point a fault tests: found from the workload's facts and risk ids, scored, told in the hypothesis."""
@@ -88,7 +93,7 @@ class Weakness:
     fault: str
     weight: int
     risk_tokens: tuple[str, ...]
-    applies: Callable[[dict[str, Any], TopologyIndex, list[dict[str, Any]]], bool]
+    applies: Detector  # (workload, index, its risks matching risk_tokens) -> shows the weakness
     total_loss: bool = False
 
 
@@ -108,7 +113,7 @@ def _app_containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in workload.get("containers", []) if not c.get("init")]
 
 
-def _container_fact(test: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any], TopologyIndex, list[dict[str, Any]]], bool]:
+def _container_fact(test: Callable[[dict[str, Any]], bool]) -> Detector:
     """A weakness of some container; the risk ids decide only when the Topology does not list containers."""
 
     def applies(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
@@ -294,7 +299,7 @@ def _shape(index: TopologyIndex, candidate: Candidate, policy: dict[str, Any]) -
 
 
 def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[str, Any]) -> dict[str, Any]:
-    """A complete ExperimentPlan experiment (id and rank are set later by core.number_experiments)."""
+    """A complete ExperimentPlan experiment but for id and rank, which core.number_experiments adds."""
     shape = _shape(index, candidate, policy)
     workload = shape.workload
     fault = candidate.weakness.fault
@@ -305,7 +310,6 @@ def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[st
     total_loss = candidate.weakness.total_loss and shape.actual_percent == 100
     facts = _facts(shape, duration, recovery, parameters)
     experiment = {
-        "id": "",
         "title": text.title.format(**facts),
         "hypothesis": text.hypothesis.format(**facts) + _error_clause(shape),
         "generator": "builtin",
@@ -319,7 +323,7 @@ def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[st
         "rationale": {
             "summary": text.summary.format(**facts),
             "risks": candidate.risks,
-            "dependencies": [f"{e['from']} -> {e['to']}" for e in index.edges_into.get(workload["id"], [])[:CITED_EDGES]],
+            "dependencies": [f"{caller} -> {workload['id']}" for caller in index.direct_callers(workload["id"])[:CITED_EDGES]],
             "criticality": workload["criticality"]["score"],
         },
     }
@@ -528,18 +532,19 @@ def _blast_radius(index: TopologyIndex, shape: Shape, fault: str, total_loss: bo
 
 
 def _slug(name: str) -> str:
-    return name.replace(".", "-")
+    """A workload name as a check name, which allows no dots and no double dashes (web--v2.beta -> web-v2-beta)."""
+    return re.sub(r"[^a-z0-9]+", "-", name).strip("-")
 
 
 def _abort_thresholds(shape: Shape, fault: str, recovery: int, total_loss: bool) -> list[dict[str, Any]]:
     workload = shape.workload
     thresholds = []
     for watched in shape.watched:
-        namespace, name, service = watched["namespace"], watched["name"], promql.service_label(watched)
+        namespace, name = watched["namespace"], watched["name"]
         thresholds.append({
             "name": f"{_slug(name)}-error-rate",
             "description": f"share of 5xx responses of {watched['id']}",
-            "query": promql.error_rate(namespace, service),
+            "query": promql.error_rate(namespace, name),
             "operator": ">",
             "value": promql.ERROR_RATE_LIMIT,
             "for": "30s",
@@ -548,7 +553,7 @@ def _abort_thresholds(shape: Shape, fault: str, recovery: int, total_loss: bool)
             thresholds.append({
                 "name": f"{_slug(name)}-p99-latency",
                 "description": f"p99 request duration of {watched['id']} in seconds",
-                "query": promql.p99_latency(namespace, service),
+                "query": promql.p99_latency(namespace, name),
                 "operator": ">",
                 "value": promql.P99_LATENCY_LIMIT_SECONDS,
                 "for": "30s",
@@ -600,7 +605,7 @@ def _steady_state(shape: Shape) -> list[dict[str, Any]]:
         checks.append({
             "name": f"{_slug(watched['name'])}-error-rate-normal",
             "type": "prometheus",
-            "query": promql.error_rate(watched["namespace"], promql.service_label(watched)),
+            "query": promql.error_rate(watched["namespace"], watched["name"]),
             "operator": "<",
             "value": promql.ERROR_RATE_LIMIT,
         })

@@ -9,9 +9,11 @@ Convention (what an application and the cluster must expose):
 - Application traffic, one family per HTTP server, Prometheus client-library defaults:
     http_requests_total{namespace, service, code}                   counter, code = HTTP status ("200", "503")
     http_request_duration_seconds_bucket{namespace, service, le}    histogram of the request duration
-  `namespace` is the workload's namespace and `service` names the workload: its pods' `app.kubernetes.io/name`
-  label, else their `app` label, else the workload's name (service_label() below). k8s/observability.yaml
-  relabels __meta_kubernetes_pod_label_app_kubernetes_io_name to `service` for exactly this.
+  `namespace` is the workload's namespace and `service` is the workload's NAME (the Deployment/StatefulSet
+  name: service="api" for shop/Deployment/api), whatever its Kubernetes Services are called. The app can set it
+  itself, or the scrape config relabels it from a pod label that carries the workload name: k8s/observability.yaml
+  copies app.kubernetes.io/name, which the demo app sets to the workload name; chaos-watch's sandbox traffic
+  simulator exports the same.
 - Replica availability from kube-state-metrics:
     kube_deployment_status_replicas_available{namespace, deployment}
     kube_statefulset_status_replicas_ready{namespace, statefulset}
@@ -23,8 +25,6 @@ clamp_min(..., 1e-9) so that an idle service reads 0, not NaN.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 # The error rate a caller may show during an experiment before it is aborted (and the hypothesis fails).
 ERROR_RATE_LIMIT = 0.05
@@ -38,12 +38,6 @@ _READY_REPLICAS = {
     "ReplicaSet": ("kube_replicaset_status_ready_replicas", "replicaset"),
 }
 READY_REPLICA_KINDS = tuple(_READY_REPLICAS)
-
-
-def service_label(workload: dict[str, Any]) -> str:
-    """The `service` label value of a Topology workload's own series."""
-    labels = workload["labels"]
-    return labels.get("app.kubernetes.io/name") or labels.get("app") or workload["name"]
 
 
 def _requests(namespace: str, service: str, extra: str = "") -> str:

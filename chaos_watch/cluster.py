@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import urllib3
 from kubernetes import config
-from kubernetes.client import ApiClient
+from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic import DynamicClient
@@ -56,8 +56,8 @@ class Cluster(Protocol):
 
     def watch(self, api_version: str, kind: str, namespace: str, handler: WatchHandler, stop: threading.Event,
               name: str | None = None, label_selector: str | None = None) -> None:
-        """Call handler(type, object, received_at) for the current objects (type SYNC) and every change after,
-        until stop is set; meant to run in its own thread."""
+        """Call handler(type, object, received_at) for the current objects (type SYNC, then one SYNCED with an
+        empty object once they are all listed) and every change after, until stop is set; runs in its own thread."""
         ...
 
 
@@ -84,10 +84,14 @@ def retrying(call: Callable[[], Any], what: str, deadline: float = RETRY_FOR_SEC
 
 class KubernetesCluster:
     def __init__(self, kubeconfig: str | None, context: str | None) -> None:
+        configuration = Configuration()
         try:
-            self.api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+            config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
         except (ConfigException, OSError, TypeError, ValueError) as e:
             raise EnvironmentFailure(f"cannot load kubeconfig{f' {kubeconfig}' if kubeconfig else ''}: {e}") from e
+        # urllib3's own retries would log a warning each and multiply our backoff; retrying() is the one policy.
+        configuration.retries = False
+        self.api_client = ApiClient(configuration)
         self._dynamic: DynamicClient | None = None
         self._resources: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
@@ -100,7 +104,7 @@ class KubernetesCluster:
         with self._lock:
             if self._dynamic is None:
                 try:
-                    self._dynamic = retrying(lambda: DynamicClient(self.api_client), "discovery", deadline=10)
+                    self._dynamic = retrying(lambda: DynamicClient(self.api_client), "discovery", deadline=5)
                 except Exception as e:
                     raise EnvironmentFailure(f"cluster {self.server()} unreachable: {_describe(e)}") from e
             return self._dynamic
@@ -161,7 +165,7 @@ class KubernetesCluster:
     def stop_engine(self, namespace: str, name: str) -> None:
         resource = self.resource("litmuschaos.io/v1alpha1", "ChaosEngine")
         self._call(f"stop ChaosEngine {name}", "patch", resource.path(name=name, namespace=namespace),
-                   body=json.dumps({"spec": {"engineState": "stop"}}), content_type="application/merge-patch+json")
+                   body={"spec": {"engineState": "stop"}}, content_type="application/merge-patch+json")
 
     def watch(self, api_version: str, kind: str, namespace: str, handler: WatchHandler, stop: threading.Event,
               name: str | None = None, label_selector: str | None = None) -> None:
@@ -177,6 +181,7 @@ class KubernetesCluster:
                     received = time.time()
                     for item in (body or {}).get("items", []):
                         handler("SYNC", item, received)
+                    handler("SYNCED", {}, received)
                     version = (body or {}).get("metadata", {}).get("resourceVersion")
                 version = self._stream(path, version, field_selector, label_selector, handler, stop)
                 delay = 0.2

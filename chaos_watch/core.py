@@ -244,12 +244,14 @@ class ThresholdState:
             self.first_breach_at = t
         return self.breached_now
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, offset: Any) -> dict[str, Any]:
+        """The RunResult entry; offset turns a runner time into seconds since the experiment started."""
         t = self.threshold
         return {
             "name": t.name, "query": t.query, "operator": t.operator, "value": t.value, "for": t.for_text,
             "breached": self.first_breach_at is not None,
-            "first_breach_at": _round(self.first_breach_at), "worst": _round(self.worst, 6),
+            "first_breach_at": None if self.first_breach_at is None else offset(self.first_breach_at),
+            "worst": _round(self.worst, 6),
         }
 
 
@@ -424,7 +426,7 @@ def experiment_result(observation: Observation, iso: Any) -> dict[str, Any]:
         "abort": observation.abort,
         "preflight": observation.preflight,
         "chaos_result": observation.chaos_result,
-        "thresholds": [s.as_dict() for s in observation.thresholds],
+        "thresholds": [s.as_dict(observation.offset) for s in observation.thresholds],
         "samples": observation.samples,
         "events": observation.events,
         "started_at": iso(observation.started_at) if observation.started_at is not None else None,

@@ -28,6 +28,7 @@ log = logging.getLogger("chaos_watch")
 LITMUS = "litmuschaos.io/v1alpha1"
 LITMUS_CRDS = ("chaosengines.litmuschaos.io", "chaosexperiments.litmuschaos.io", "chaosresults.litmuschaos.io")
 INACTIVE_ENGINE = ("completed", "stopped")
+RETRY_SECONDS = 60.0
 # Support objects go in before the engines, in an order in which each finds what it refers to.
 APPLY_ORDER = ("Namespace", "ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding",
                "ConfigMap", "ChaosExperiment")
@@ -60,21 +61,22 @@ class TargetPods:
         self.changes: list[core.PodChange] = []
 
     def update(self, event_type: str, pod: dict[str, Any], received: float) -> core.PodChange | None:
-        uid = pod["metadata"].get("uid") or pod["metadata"]["name"]
+        # Keyed by name: a StatefulSet's replacement pod reuses it, which is exactly "the replica is back".
+        name = pod["metadata"]["name"]
         now_ready, stamp = _pod_readiness(event_type, pod)
-        was_ready = self.ready.get(uid, False)
+        was_ready = self.ready.get(name, False)
         if event_type == "DELETED":
-            self.ready.pop(uid, None)
+            self.ready.pop(name, None)
         else:
-            self.ready[uid] = now_ready
-        if event_type == "SYNC" or now_ready == was_ready:
+            self.ready[name] = now_ready
+        if now_ready == was_ready:
             return None
-        change = core.PodChange(core.event_time(stamp, received), pod["metadata"]["name"], now_ready)
+        change = core.PodChange(core.event_time(stamp, received), name, now_ready)
         self.changes.append(change)
         return change
 
     def ready_names(self) -> set[str]:
-        return {uid for uid, ready in self.ready.items() if ready}
+        return {name for name, ready in self.ready.items() if ready}
 
 
 def _pod_readiness(event_type: str, pod: dict[str, Any]) -> tuple[bool, float | None]:
@@ -192,17 +194,28 @@ class Runner:
         pods = TargetPods()
         lock = threading.Lock()
 
+        synced = {name: threading.Event() for name in ("ChaosEngine", "ChaosResult", "Pod")}
+
         def on_engine(kind: str, obj: dict[str, Any], received: float) -> None:
+            if kind == "SYNCED":
+                synced["ChaosEngine"].set()
+                return
             with lock:
                 state["engine"] = None if kind == "DELETED" else obj
             wake.set()
 
         def on_result(kind: str, obj: dict[str, Any], received: float) -> None:
+            if kind == "SYNCED":
+                synced["ChaosResult"].set()
+                return
             with lock:
                 state["result"] = None if kind == "DELETED" else obj
             wake.set()
 
         def on_pod(kind: str, obj: dict[str, Any], received: float) -> None:
+            if kind == "SYNCED":
+                synced["Pod"].set()
+                return
             with lock:
                 change = pods.update(kind, obj, received)
             if change is not None and observation.started_at is not None:
@@ -227,6 +240,9 @@ class Runner:
             thread.start()
         applied = False
         try:
+            for kind, event in synced.items():
+                if not event.wait(RETRY_SECONDS):
+                    raise EnvironmentFailure(f"the {kind} watch did not start within {RETRY_SECONDS:g}s")
             observation.started_at = self.clock()
             self._emit(observation, "apply", f"ChaosEngine {engine.namespace}/{engine.name} ({engine.fault} on {engine.target})")
             with lock:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
@@ -22,6 +23,13 @@ SCHEMA_FILES = {
     "SafetyPolicy": "safety-policy.schema.json",
 }
 MAX_LISTED_ERRORS = 3
+# Keywords that draft-07 code generation (fastjsonschema) would not check, and $ref siblings it would ignore: a
+# schema using any of them is checked by jsonschema alone.
+_NOT_DRAFT7 = frozenset({
+    "unevaluatedProperties", "unevaluatedItems", "prefixItems", "dependentRequired", "dependentSchemas",
+    "$dynamicRef", "$dynamicAnchor", "$recursiveRef", "minContains", "maxContains",
+})
+_ANNOTATIONS = frozenset({"$ref", "description", "title", "$comment", "examples", "default", "deprecated"})
 
 
 @lru_cache(maxsize=None)
@@ -42,6 +50,30 @@ def validator(kind: str) -> Draft202012Validator:
         raise KeyError(f"no schema for kind {kind!r}")
     schema = _registry().get_or_retrieve(SCHEMA_FILES[kind]).value.contents
     return Draft202012Validator(schema, registry=_registry())
+
+
+@lru_cache(maxsize=None)
+def _fast_validator(kind: str) -> Callable[[Any], Any] | None:
+    """A compiled validator that answers "valid?" some 20x faster than jsonschema on large documents (a
+    5,000-workload Topology); None when the schemas use keywords it would not check. Only a pass is trusted."""
+    schemas = {}
+    for path in resource_dir("schemas").glob("*.schema.json"):
+        contents = json.loads(path.read_text(encoding="utf-8"))
+        schemas[contents["$id"]] = contents
+    if any(_beyond_draft7(schema) for schema in schemas.values()):
+        return None
+    root = _registry().get_or_retrieve(SCHEMA_FILES[kind]).value.contents
+    return fastjsonschema.compile(root, handlers={"https": schemas.__getitem__}, use_default=False)
+
+
+def _beyond_draft7(node: Any) -> bool:
+    if isinstance(node, dict):
+        if _NOT_DRAFT7.intersection(node) or ("$ref" in node and not _ANNOTATIONS.issuperset(node)):
+            return True
+        return any(_beyond_draft7(value) for value in node.values())
+    if isinstance(node, list):
+        return any(_beyond_draft7(value) for value in node)
+    return False
 
 
 def schema_of(kind: str) -> dict[str, Any]:
@@ -67,6 +99,13 @@ def check_kind(document: Any, expected: str | tuple[str, ...], tool: str, source
 
 def validate(document: Any, kind: str, source: str) -> None:
     """Raise InputRejected naming the best-matching schema error and its JSON path, plus the others' paths."""
+    fast = _fast_validator(kind)
+    if fast is not None:
+        try:
+            fast(document)
+            return
+        except fastjsonschema.JsonSchemaException:
+            pass  # jsonschema decides, and names the error the way every stage reports it
     errors = list(validator(kind).iter_errors(document))
     if not errors:
         return

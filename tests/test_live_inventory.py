@@ -14,20 +14,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import FIXTURES, REPO, run
 from tests.sandbox.sandbox import Sandbox, free_port
 
 pytestmark = pytest.mark.sandbox
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
 APPS = {"shop": REPO / "k8s" / "3tier-app.yaml", "sock-shop": FIXTURES / "apps" / "sock-shop.yaml"}
 RUNTIME_RISKS = {"not-ready", "all-replicas-one-node", "all-replicas-one-zone", "no-ready-endpoints"}
 LIVE = "chaos-inventory -n shop -n sock-shop"
 
 
 def shell(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, env=env,
-                          timeout=120, stdin=subprocess.DEVNULL)
+    """conftest.run with text output: the command as a user types it, in bash with pipefail."""
+    result = run(command, env=env, timeout=120)
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 def assert_environment_failure(result: subprocess.CompletedProcess[str], *words: str) -> None:

@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import FIXTURES, REPO, run
 from tests.sandbox.fixture import READY_DELAY
 from tests.sandbox.sandbox import COMPONENTS, Sandbox, _is_ours, start
 
 pytestmark = pytest.mark.sandbox
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
 LITMUS_CRDS = FIXTURES / "crds" / "litmus-crds.yaml"
 K8S_MANIFESTS = sorted((REPO / "k8s").glob("*.yaml"))
 FIXTURE_APPS = sorted((FIXTURES / "apps").glob("*.yaml"))
@@ -121,7 +120,11 @@ def test_stop_ends_exactly_the_processes_it_started_and_removes_its_data(sandbox
 def litmus_crds(sandbox: Sandbox) -> None:
     """The Litmus CRDs installed and established, as on a cluster where Litmus runs."""
     sandbox.apply(LITMUS_CRDS, extra=("--server-side",))
-    sandbox.run_kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # kubectl wait fails outright on a CRD whose status the apiserver has not written yet, so poll.
+    deadline = time.monotonic() + 60
+    while sandbox.run_kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=30s",
+                              check=time.monotonic() > deadline).returncode != 0:
+        time.sleep(0.5)
 
 
 def _apply_namespaces(sandbox: Sandbox, manifests: list[Path]) -> None:
@@ -148,15 +151,14 @@ def _litmus_pipeline(app: Path, extra: str = "") -> str:
 @pytest.mark.parametrize("app", FIXTURE_APPS, ids=lambda path: path.stem)
 def test_rendered_litmus_manifests_pass_a_server_side_dry_run(sandbox: Sandbox, litmus_crds: None, app: Path,
                                                               tmp_path: Path) -> None:
-    rendered = subprocess.run(["bash", "-o", "pipefail", "-c", _litmus_pipeline(app)], capture_output=True,
-                              text=True, env=sandbox.env(), timeout=120)
-    assert rendered.returncode == 0, rendered.stderr
+    rendered = run(_litmus_pipeline(app), env=sandbox.env())
+    assert rendered.returncode == 0, rendered.stderr.decode()
     documents = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
     assert {doc["kind"] for doc in documents} >= {"ChaosEngine", "ChaosExperiment", "ServiceAccount"}
     for namespace in sorted({doc["metadata"]["namespace"] for doc in documents if "namespace" in doc["metadata"]}):
         sandbox.run_kubectl("create", "namespace", namespace, check=False)
     output = tmp_path / "litmus.yaml"
-    output.write_text(rendered.stdout)
+    output.write_bytes(rendered.stdout)
     result = sandbox.run_kubectl("apply", "--dry-run=server", "--server-side", "--field-manager=chaosgen-test",
                                  "--validate=strict", "-f", str(output), check=False)
     assert result.returncode == 0, result.stderr
@@ -164,15 +166,13 @@ def test_rendered_litmus_manifests_pass_a_server_side_dry_run(sandbox: Sandbox, 
 
 @pytest.mark.parametrize("app", FIXTURE_APPS, ids=lambda path: path.stem)
 def test_chaos_litmus_validate_accepts_what_it_renders(sandbox: Sandbox, litmus_crds: None, app: Path) -> None:
-    rendered = subprocess.run(["bash", "-o", "pipefail", "-c", _litmus_pipeline(app)], capture_output=True,
-                              text=True, env=sandbox.env(), timeout=120)
-    assert rendered.returncode == 0, rendered.stderr
+    rendered = run(_litmus_pipeline(app), env=sandbox.env())
+    assert rendered.returncode == 0, rendered.stderr.decode()
     for namespace in sorted({doc["metadata"]["namespace"] for doc in yaml.safe_load_all(rendered.stdout)
                              if doc and "namespace" in doc["metadata"]}):
         sandbox.run_kubectl("create", "namespace", namespace, check=False)
-    validated = subprocess.run(["bash", "-o", "pipefail", "-c", _litmus_pipeline(app, "--validate")],
-                               capture_output=True, text=True, env=sandbox.env(), timeout=120)
-    assert validated.returncode == 0, validated.stderr
+    validated = run(_litmus_pipeline(app, "--validate"), env=sandbox.env())
+    assert validated.returncode == 0, validated.stderr.decode()
     assert validated.stdout == rendered.stdout
 
 
@@ -181,8 +181,9 @@ def test_chaos_litmus_validate_as_the_readonly_identity_is_an_environment_failur
 ) -> None:
     app = FIXTURE_APPS[0]
     env = sandbox.env(sandbox.readonly_kubeconfig)
-    result = subprocess.run(["bash", "-o", "pipefail", "-c", _litmus_pipeline(app, "--validate")],
-                            capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 4, result.stderr
-    assert result.stdout == ""
-    assert "not allowed" in result.stderr and "Traceback" not in result.stderr
+    result = run(_litmus_pipeline(app, "--validate"), env=env)
+    stderr = result.stderr.decode()
+    assert result.returncode == 4, stderr
+    assert result.stdout == b""
+    (litmus_error,) = [line for line in stderr.splitlines() if line.startswith("chaos-litmus:")]
+    assert "not allowed" in litmus_error and "Traceback" not in stderr

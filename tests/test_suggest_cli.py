@@ -4,29 +4,23 @@ and golden files (regenerate with CHAOSGEN_UPDATE_GOLDEN=1)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-GOLDEN = REPO / "tests" / "golden" / "suggest"
-THREE_TIER = GOLDEN / "3tier.topology.json"
-SOCK_SHOP = GOLDEN / "sock-shop.topology.json"
+from conftest import FIXTURES, GOLDEN, REPO, assert_golden, run as run_bytes
+
+SUGGEST_GOLDEN = GOLDEN / "suggest"
+THREE_TIER = SUGGEST_GOLDEN / "3tier.topology.json"
+SOCK_SHOP = SUGGEST_GOLDEN / "sock-shop.topology.json"
 
 
 def run(command: str) -> subprocess.CompletedProcess[str]:
-    """A shell pipeline with pipefail, from the repository root."""
-    return subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=REPO, capture_output=True, text=True, timeout=60)
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("CHAOSGEN_UPDATE_GOLDEN") == "1":
-        path.write_text(text)
-    assert text == path.read_text(), f"{name} differs; regenerate with CHAOSGEN_UPDATE_GOLDEN=1 if intended"
+    """The shared run(), with stdout and stderr decoded: every check here is on text."""
+    result = run_bytes(command, timeout=60)
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 def rejected(result: subprocess.CompletedProcess[str], code: int = 3) -> str:
@@ -46,7 +40,7 @@ def test_output_matches_the_golden_files(topology: Path, count: int, golden: str
     result = run(f"cat {topology} | chaos-suggest -n {count}")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    check_golden(golden, result.stdout)
+    assert_golden(result.stdout, SUGGEST_GOLDEN / golden)
 
 
 def test_three_tier_plan_starts_with_the_single_replica_database() -> None:
@@ -174,3 +168,18 @@ def test_pipeline_from_the_demo_manifests_targets_the_database_first() -> None:
     assert len(experiments) == 3
     assert experiments[0]["target"]["workload"] == "shop/StatefulSet/postgres"
     assert experiments[0]["fault"]["type"] == "pod-delete"
+
+
+def test_pipeline_from_sock_shop_gives_three_distinct_tests() -> None:
+    pytest.importorskip("chaos_inventory.cli")
+    result = run(f"chaos-inventory -f {FIXTURES / 'apps' / 'sock-shop.yaml'} | chaos-suggest -n 3")
+    assert result.returncode == 0, result.stderr
+    experiments = json.loads(result.stdout)["experiments"]
+    assert len({(e["target"]["workload"], e["fault"]["type"]) for e in experiments}) == 3
+    assert all(e["target"]["namespace"] == "sock-shop" for e in experiments)
+
+
+def test_missing_input_file_is_rejected() -> None:
+    assert rejected(run("chaos-suggest -f /nonexistent/topology.json")) == (
+        "chaos-suggest: error: /nonexistent/topology.json: no such file\n"
+    )

@@ -122,10 +122,10 @@ def test_hpa_gets_a_cpu_hog_that_names_the_autoscaler() -> None:
 
 def test_dependency_gets_latency_on_the_callee_with_a_latency_threshold_on_the_caller() -> None:
     api = workload("api", replicas=2)
-    web = workload("web", replicas=2, labels={"app.kubernetes.io/name": "website"}, selector={"app": "web"})
+    web = workload("web", replicas=2, labels={"app.kubernetes.io/name": "website"}, selector={"app": "web"})  # name wins
     latency = by_target(plan(topology([api, web], [edge(web, api)]), count=20))[("api", "pod-network-latency")]
     thresholds = {t["name"]: t for t in latency["abort_thresholds"]}
-    assert thresholds["web-p99-latency"]["query"] == promql.p99_latency(NS, "website")
+    assert thresholds["web-p99-latency"]["query"] == promql.p99_latency(NS, "web")
     assert thresholds["web-p99-latency"]["value"] == promql.P99_LATENCY_LIMIT_SECONDS
     assert latency["parameters"]["latency_ms"] == 300
     assert latency["rationale"]["dependencies"] == ["shop/Deployment/web -> shop/Deployment/api"]
@@ -300,3 +300,15 @@ def test_a_pdb_that_blocks_evictions_rules_out_node_drain_only() -> None:
 @pytest.mark.parametrize("risk", ["not-ready", "no-ready-endpoints"])
 def test_a_workload_that_is_failing_already_is_left_alone(risk: str) -> None:
     assert plan(topology([workload("api", replicas=2, risks=((risk, "high"),))])) == []
+
+
+def test_odd_but_valid_names_still_give_a_valid_plan() -> None:
+    odd = workload("web--v2.beta", replicas=1)
+    caller = workload("a.b", replicas=2)
+    topo = topology([odd, caller], [edge(caller, odd), edge(odd, odd)])
+    experiments = plan(topo, count=20)
+    validate(core.assemble_plan(topo, experiments, load_policy(None), "chaos-suggest test"), "ExperimentPlan", "plan")
+    first = experiments[0]
+    assert first["id"] == "01-pod-delete-web--v2-beta"
+    assert [t["name"] for t in first["abort_thresholds"]] == ["a-b-error-rate", "web-v2-beta-replicas-unavailable"]
+    assert first["rationale"]["dependencies"] == ["shop/Deployment/a.b -> shop/Deployment/web--v2.beta"]

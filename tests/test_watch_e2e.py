@@ -9,8 +9,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import yaml
@@ -18,79 +16,19 @@ import yaml
 from chaosgen.schemas import validate
 from tests.sandbox import prometheus as prom
 from tests.sandbox import watch_app
-from tests.sandbox.litmus_runner import LitmusRunner
 from tests.sandbox.sandbox import Sandbox
-from tests.sandbox.traffic_sim import TrafficSim
+from tests.sandbox.watch_world import NAMESPACE, SCRAPE, World, open_world
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.prometheus, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[1]
-LITMUS_CRDS = REPO.parent / "shared" / "fixtures" / "crds" / "litmus-crds.yaml"
-NAMESPACE = "watch-e2e"
-SCRAPE = prom.SCRAPE_INTERVAL_SECONDS
-
-
-@dataclass
-class World:
-    sandbox: Sandbox
-    prometheus: prom.Prometheus
-    sim: TrafficSim
-    runner: LitmusRunner
-    tmp: Path
-
-    def kubectl_json(self, *args: str) -> dict:
-        return json.loads(self.sandbox.run_kubectl(*args, "-o", "json").stdout)
-
-    def engine(self, name: str) -> dict:
-        return self.kubectl_json("get", "chaosengine", name, "-n", NAMESPACE)
-
-    def write_input(self, name: str, *engines: dict) -> Path:
-        path = self.tmp / f"{name}.yaml"
-        path.write_text(yaml.safe_dump_all([watch_app.chaos_experiment(namespace=NAMESPACE), *engines], sort_keys=False))
-        return path
-
-    def command(self, input_path: Path, *flags: str, prometheus_url: str | None = None) -> str:
-        url = prometheus_url or self.prometheus.url
-        return (f"cat {input_path} | chaos-watch --prometheus-url {url} --interval 500ms --recovery-timeout 40s "
-                f"--state-dir {self.tmp / 'state'} --kubeconfig {self.sandbox.admin_kubeconfig} {' '.join(flags)}")
-
-    def run(self, command: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=timeout)
-
-    def wait_ready(self) -> None:
-        for name, (kind, _, _) in watch_app.WORKLOADS.items():
-            self.sandbox.run_kubectl("rollout", "status", f"{kind.lower()}/{name}", "-n", NAMESPACE, "--timeout=90s")
-
-    def wait_engine(self, name: str, status: str, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.sandbox.run_kubectl("get", "chaosengine", name, "-n", NAMESPACE, "-o", "json", check=False)
-            if found.returncode == 0 and (json.loads(found.stdout).get("status") or {}).get("engineStatus") == status:
-                return json.loads(found.stdout)
-            time.sleep(0.2)
-        raise AssertionError(f"engine {name} not {status} after {timeout}s")
 
 
 @pytest.fixture(scope="module")
 def world(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    sandbox.apply(LITMUS_CRDS, extra=("--server-side",))
-    sandbox.run_kubectl("wait", "--for=condition=Established", "crd/chaosengines.litmuschaos.io",
-                        "crd/chaosresults.litmuschaos.io", "crd/chaosexperiments.litmuschaos.io", "--timeout=30s")
-    sandbox.apply("\n---\n".join(json.dumps(o) for o in watch_app.manifests(NAMESPACE, ready_delay=1.0)))
-    sim = TrafficSim(str(sandbox.admin_kubeconfig), watch_app.topology(NAMESPACE)).start()
-    prometheus = prom.start([sim.address])
-    runner = LitmusRunner(str(sandbox.admin_kubeconfig), prometheus.url).start()
-    world = World(sandbox, prometheus, sim, runner, tmp_path_factory.mktemp("watch"))
+    opened = open_world(sandbox, tmp_path_factory.mktemp("watch"))
     try:
-        world.wait_ready()
-        prometheus.wait_for_samples(f'http_requests_total{{namespace="{NAMESPACE}",code="200"}}')
-        time.sleep(3 * SCRAPE)  # a few scrapes so that rate() has points
-        yield world
+        yield opened
     finally:
-        runner.close()
-        prometheus.stop()
-        sim.close()
-        sandbox.run_kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+        opened.close()
 
 
 def result_of(completed: subprocess.CompletedProcess[str]) -> dict:
@@ -107,7 +45,6 @@ def test_pod_delete_on_replicated_deployment_passes(world: World) -> None:
     assert result["verdict"] == "passed", result["reason"]
     assert result["chaos_result"]["phase"] == "Completed" and result["chaos_result"]["verdict"] == "Pass"
     assert result["recovered"] is True
-    print(json.dumps({k: result[k] for k in ("outages", "events", "time_to_recovery_seconds")}))
     assert result["outages"], "a deleted web pod is an outage of one replica"
     assert 0.5 < result["time_to_recovery_seconds"] < 15
     assert not any(t["breached"] for t in result["thresholds"])
@@ -141,17 +78,32 @@ def test_pod_delete_on_single_replica_database_is_aborted_on_callers_error_rate(
     world.wait_ready()
 
 
-def test_sigint_mid_run_stops_the_engine(world: World) -> None:
-    path = world.write_input("sigint", watch_app.engine("web-sigint", "web", NAMESPACE, duration=60, interval=20, percent=34))
+def test_dry_run_applies_nothing(world: World) -> None:
+    path = world.write_input("dry", watch_app.engine("web-dry", "web", NAMESPACE))
+    completed = world.run(world.command(path, "--dry-run"))
+    assert completed.returncode == 0, completed.stderr
+    document = result_of(completed)
+    assert document["dry_run"] is True and document["journal"] is None
+    result = document["experiments"][0]
+    assert result["verdict"] == "skipped" and result["reason"].startswith("dry run")
+    assert [c["check"] for c in result["preflight"] if c["ok"]][-1] == "dry-run-apply"
+    assert world.sandbox.run_kubectl("get", "chaosengine", "web-dry", "-n", NAMESPACE, check=False).returncode != 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_run_stops_the_engine(world: World, signum: signal.Signals) -> None:
+    name = f"web-{signum.name.lower()}"
+    path = world.write_input(name, watch_app.engine(name, "web", NAMESPACE, duration=60, interval=20, percent=34))
     process = subprocess.Popen(["bash", "-c", "exec " + world.command(path).split(" | ", 1)[1] + f" -f {path}"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    world.wait_engine("web-sigint", "initialized")
-    process.send_signal(signal.SIGINT)
+    world.wait_engine(name, "initialized")
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=90)
     assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == f"chaos-watch: error: interrupted by {signum.name}"
     result = json.loads(stdout)["experiments"][0]
     assert result["aborted_by"] == "signal" and result["abort"]["confirmed"] is True
-    assert world.engine("web-sigint")["status"]["engineStatus"] == "stopped"
+    assert world.engine(name)["status"]["engineStatus"] == "stopped"
     world.wait_ready()
 
 

@@ -19,14 +19,15 @@ from typing import Any
 
 import jinja2
 
+from chaos_suggest.llm.options import DEFAULT_MAX_PROMPT_TOKENS
 from chaos_suggest.planner import label_selector
 from chaosgen.errors import UsageError
 from chaosgen.resources import resource_dir
-from chaosgen.secrets import REDACTED, is_secret_name, redact_strings
+from chaosgen.secrets import is_secret_name, redact_strings, redact_value
 
-DEFAULT_MAX_PROMPT_TOKENS = 8000
 ALWAYS_SHOWN = 20  # the top workloads by criticality are in every prompt, whatever the budget
-EDGES_PER_WORKLOAD = 8  # a database with 500 callers shows its most relevant few and counts the rest
+EDGES_PER_WORKLOAD = 4  # a database with 500 callers shows its most relevant few and counts the rest
+FILL_ATTEMPTS = 3
 LIST_ITEMS = 4  # reasons, evidence... beyond this are counted, not listed
 TEXT_CHARS = 240
 OMITTED_NAMESPACES = 10
@@ -62,18 +63,22 @@ def data_json(value: Any) -> str:
 
 
 def scrub(topology: dict[str, Any]) -> dict[str, Any]:
-    """The Topology with secrets removed once more before any of it reaches a prompt.
+    """The Topology with label values under secret-like keys redacted (a shallow copy; the input is not changed).
 
-    chaos-inventory already redacts; this re-check catches credentials in URLs/DSNs and key=value text anywhere,
-    and label values under secret-like keys, in case the input came from somewhere else.
+    chaos-inventory already redacts; this re-check covers input that came from somewhere else. The other half of
+    the re-check, redact_strings on every string, runs on each line of cluster data as PromptBuilder writes it, so
+    that it costs the size of the prompt rather than the size of the Topology.
     """
-    clean = redact_strings(topology)
-    for workload in clean["workloads"]:
-        for labels in (workload["labels"], workload["selector"]):
-            for key in labels:
-                if is_secret_name(key) and labels[key]:
-                    labels[key] = REDACTED
-    return clean
+    workloads = []
+    for workload in topology["workloads"]:
+        if any(is_secret_name(key) for labels in (workload["labels"], workload["selector"]) for key in labels):
+            workload = {
+                **workload,
+                "labels": {key: redact_value(key, value) for key, value in workload["labels"].items()},
+                "selector": {key: redact_value(key, value) for key, value in workload["selector"].items()},
+            }
+        workloads.append(workload)
+    return {**topology, "workloads": workloads}
 
 
 def rank_workloads(workloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -121,7 +126,7 @@ class PromptBuilder:
         self.hide = hide
         self.fixed = {
             "count": count,
-            "policy": data_json(hide(policy)),
+            "policy": data_json(hide(policy)),  # not cluster data, but it may name the application's namespaces
             "faults": list(policy["allowed_faults"]),
             "answer_schema": json.dumps(answer_schema, separators=(",", ":")),
             "total": len(self.ranked),
@@ -133,41 +138,69 @@ class PromptBuilder:
                 self._incident.setdefault(dependency["to"], []).append(dependency)
 
     def build(self) -> Prompt:
-        """The prompt with as many workloads as fit, in rank order; UsageError when not even the top ones fit."""
-        view = self._fill(self.max_tokens - self._tokens(_View([], [], []), omitted_all=True))
-        while True:
-            prompt = self._render(view)
+        """The prompt with as much of the Topology as fits; UsageError when not even the top workloads fit.
+
+        The parts are measured one by one; when the whole comes out a little over (the estimate is not quite
+        additive), the room is cut by the excess and the view filled again.
+        """
+        room = self.max_tokens - self._tokens(_View([], [], []), omitted_all=True)
+        for _ in range(FILL_ATTEMPTS):
+            prompt = self._render(self._fill(room))
             if prompt.tokens <= self.max_tokens:
                 return prompt
-            if len(view.shown_ids) <= min(ALWAYS_SHOWN, len(self.ranked)):
-                raise self._too_small(prompt.tokens)
-            # The estimate of the parts was a little under the whole (the aggregate grew): show one fewer.
-            view = self._fill(self.max_tokens - self._tokens(_View([], [], []), omitted_all=True), len(view.shown_ids) - 1)
+            room -= prompt.tokens - self.max_tokens
+        raise UsageError(
+            f"--max-prompt-tokens {self.max_tokens} is too small: the top {min(ALWAYS_SHOWN, len(self.ranked))} "
+            f"workloads alone need about {prompt.tokens} tokens"
+        )
 
-    def _fill(self, room: int, limit: int | None = None) -> _View:
+    def _fill(self, room: int) -> _View:
+        """The view in three steps: the top workloads (always), their nearest edges taken in turns, then the
+        next workloads in rank order, each with its nearest edges, while they fit in room tokens."""
         view = _View([], [], [])
         shown_edges: set[int] = set()
-        for index, workload in enumerate(self.ranked[:limit]):
-            entry = data_json(self.hide(self._workload_entry(workload)))
-            edges = [
-                (id(d), data_json(self.hide(self._edge_entry(d))))
-                for d in self._nearest_edges(workload)
-                if id(d) not in shown_edges
-            ]
-            cost = estimate_tokens(entry) + 1 + sum(estimate_tokens(line) + 1 for _, line in edges)
-            if cost > room and index >= ALWAYS_SHOWN:
-                break
+
+        def add_edge(edge: dict[str, Any], line: str) -> None:
+            shown_edges.add(id(edge))
+            view.dependencies.append(line)
+
+        top = self.ranked[:ALWAYS_SHOWN]
+        for workload in top:
+            entry = self._entry_line(workload)
+            room -= _line_tokens(entry)
+            view.workloads.append(entry)
+            view.shown_ids.append(workload["id"])
+        nearest = [self._nearest_edges(workload) for workload in top]
+        for depth in range(EDGES_PER_WORKLOAD):
+            for edges in nearest:
+                if depth < len(edges) and id(edges[depth]) not in shown_edges:
+                    line = self._edge_line(edges[depth])
+                    if _line_tokens(line) > room:
+                        return view
+                    room -= _line_tokens(line)
+                    add_edge(edges[depth], line)
+        for workload in self.ranked[ALWAYS_SHOWN:]:
+            entry = self._entry_line(workload)
+            edges = [(edge, self._edge_line(edge)) for edge in self._nearest_edges(workload) if id(edge) not in shown_edges]
+            cost = _line_tokens(entry) + sum(_line_tokens(line) for _, line in edges)
             if cost > room:
-                # One of the top workloads: keep it, without edges if need be; build() reports if that is too much.
-                edges = []
-                cost = estimate_tokens(entry) + 1
+                break
             room -= cost
             view.workloads.append(entry)
             view.shown_ids.append(workload["id"])
-            for key, line in edges:
-                shown_edges.add(key)
-                view.dependencies.append(line)
+            for edge, line in edges:
+                add_edge(edge, line)
         return view
+
+    def _data_line(self, value: Any) -> str:
+        """A piece of cluster data as the prompt shows it: secrets redacted, names hidden when anonymizing."""
+        return data_json(self.hide(redact_strings(value)))
+
+    def _entry_line(self, workload: dict[str, Any]) -> str:
+        return self._data_line(self._workload_entry(workload))
+
+    def _edge_line(self, edge: dict[str, Any]) -> str:
+        return self._data_line(self._edge_entry(edge))
 
     def _nearest_edges(self, workload: dict[str, Any]) -> list[dict[str, Any]]:
         """The edges of a workload that matter most: to the most critical neighbours, hard ones first."""
@@ -222,7 +255,7 @@ class PromptBuilder:
             "other_namespaces": len(namespaces) - len(top_namespaces),
             "risks": dict(sorted(Counter(r["id"] for w in hidden for r in w["risks"]).items())),
         }
-        return data_json(self.hide(summary))
+        return self._data_line(summary)
 
     def _context(self, view: _View, omitted_all: bool = False) -> dict[str, Any]:
         return {
@@ -243,17 +276,15 @@ class PromptBuilder:
         system, user = str(module.system()), str(module.user())
         return Prompt(system, user, estimate_tokens(system) + estimate_tokens(user), tuple(view.shown_ids), len(self.ranked))
 
-    def _too_small(self, needed: int) -> UsageError:
-        return UsageError(
-            f"--max-prompt-tokens {self.max_tokens} is too small: the top {min(ALWAYS_SHOWN, len(self.ranked))} "
-            f"workloads alone need about {needed} tokens"
-        )
-
 
 def repair_request(problems: list[dict[str, Any]], whole_answer: bool, count: int) -> str:
     """The user turn of the repair round: the exact validation errors, as data."""
     module = _template("experiment.j2").make_module({"count": count})
     return str(module.repair([data_json(problem) for problem in problems], whole_answer))
+
+
+def _line_tokens(line: str) -> int:
+    return estimate_tokens(line) + 1  # and its newline
 
 
 def _listed(items: list[str]) -> list[str]:

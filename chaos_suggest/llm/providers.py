@@ -16,9 +16,7 @@ from typing import Any, Protocol
 from chaosgen.errors import EnvironmentFailure
 
 BUILTIN = "builtin"
-# Sent to Anthropic (which requires it) and Gemini; not to OpenAI-compatible servers, which disagree on its name.
 MAX_OUTPUT_TOKENS = 8192
-TEMPERATURE = 0.0
 AUTH_STATUSES = (401, 403)
 
 
@@ -113,13 +111,15 @@ class _SDKProvider:
     """What the three providers share: the parameters, and turning an SDK error into a ProviderFailure."""
 
     name = ""
+    # The sampling parameters each SDK call passes on as they are (its own names): part of the cache key.
+    PARAMETERS: dict[str, Any] = {}
 
     def __init__(self, model: str, connection: Connection) -> None:
         self.model = model
         self.connection = connection
 
     def parameters(self) -> dict[str, Any]:
-        return {"temperature": TEMPERATURE, "max_output_tokens": MAX_OUTPUT_TOKENS, "base_url": self.connection.base_url}
+        return dict(self.PARAMETERS)
 
     def complete(self, conversation: Conversation) -> str:
         try:
@@ -165,6 +165,8 @@ class OpenAIProvider(_SDKProvider):
     """OpenAI and every server that speaks its chat completions API (Ollama, vLLM, LM Studio, llama.cpp, gateways)."""
 
     name = "openai"
+    # No output limit: OpenAI-compatible servers disagree on its name (max_tokens, max_completion_tokens).
+    PARAMETERS = {"temperature": 0.0}
 
     def _call(self, conversation: Conversation) -> str:
         import openai
@@ -176,7 +178,7 @@ class OpenAIProvider(_SDKProvider):
         messages = [{"role": "system", "content": conversation.system}]
         messages += [{"role": turn.role, "content": turn.text} for turn in conversation.turns]
         response = client.chat.completions.create(
-            model=self.model, messages=messages, temperature=TEMPERATURE,
+            model=self.model, messages=messages, **self.PARAMETERS,
             response_format={
                 "type": "json_schema",
                 # strict mode would demand every property be required; the guard validates the answer anyway.
@@ -197,6 +199,7 @@ class AnthropicProvider(_SDKProvider):
     """Claude through the Messages API; the answer is forced through a tool whose input schema is the answer's."""
 
     name = "anthropic"
+    PARAMETERS = {"max_tokens": MAX_OUTPUT_TOKENS}
 
     def _call(self, conversation: Conversation) -> str:
         import anthropic
@@ -211,7 +214,7 @@ class AnthropicProvider(_SDKProvider):
             "input_schema": conversation.answer_schema,
         }
         message = client.messages.create(
-            model=self.model, max_tokens=MAX_OUTPUT_TOKENS, temperature=TEMPERATURE, system=conversation.system,
+            model=self.model, system=conversation.system, **self.PARAMETERS,
             messages=[{"role": turn.role, "content": turn.text} for turn in conversation.turns],
             tools=[tool], tool_choice={"type": "tool", "name": conversation.answer_name},
         )
@@ -231,6 +234,7 @@ class GeminiProvider(_SDKProvider):
     """Gemini through google-genai (the successor of the end-of-life google-generativeai) and its JSON mode."""
 
     name = "gemini"
+    PARAMETERS = {"temperature": 0.0, "max_output_tokens": MAX_OUTPUT_TOKENS}
     RETRIED_STATUSES = (408, 429, 500, 502, 503, 504)
 
     def _call(self, conversation: Conversation) -> str:
@@ -252,8 +256,7 @@ class GeminiProvider(_SDKProvider):
             model=self.model,
             contents=[types.Content(role=roles[turn.role], parts=[types.Part(text=turn.text)]) for turn in conversation.turns],
             config=types.GenerateContentConfig(
-                system_instruction=conversation.system, temperature=TEMPERATURE, max_output_tokens=MAX_OUTPUT_TOKENS,
-                response_mime_type="application/json", response_json_schema=conversation.answer_schema,
+                system_instruction=conversation.system, **self.PARAMETERS, response_mime_type="application/json", response_json_schema=conversation.answer_schema,
             ),
         )
         return response.text or ""

@@ -8,7 +8,6 @@ builtin planner (core.plan_builtin) plans the rest unless --no-fallback.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +15,12 @@ from chaos_suggest import core
 from chaos_suggest.llm.anonymize import Anonymizer
 from chaos_suggest.llm.cache import AnswerCache, default_cache_dir
 from chaos_suggest.llm.guard import AnswerUnusable, Guard, Verdict, answer_schema, parse_answer
-from chaos_suggest.llm.prompt import DEFAULT_MAX_PROMPT_TOKENS, PromptBuilder, repair_request, scrub
-from chaos_suggest.llm.providers import BUILTIN, Conversation, LLMProvider, ProviderFailure, Turn, make_provider
+from chaos_suggest.llm.options import LLMOptions
+from chaos_suggest.llm.prompt import PromptBuilder, repair_request, scrub
+from chaos_suggest.llm.providers import Conversation, LLMProvider, ProviderFailure, Turn, make_provider
 from chaosgen.errors import InputRejected
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class LLMOptions:
-    """The LLM flags of chaos-suggest (each also an environment variable, see the README)."""
-
-    provider: str = BUILTIN
-    model: str | None = None
-    base_url: str | None = None
-    max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS
-    anonymize: bool = False
-    no_fallback: bool = False
-    cache_dir: str | None = None
-    offline: bool = False
-    timeout: float = 120.0
-    max_retries: int = 2
-
 
 def suggest_with_llm(
     topology: dict[str, Any], policy: dict[str, Any], count: int, options: LLMOptions,

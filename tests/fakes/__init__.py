@@ -87,7 +87,8 @@ class FakeLLMServer:
         self._server.server_close()
 
     def prompts(self) -> list[str]:
-        return [request.text() for request in self.requests]
+        """The text of each request's system part and turns, in order, as the model would read it."""
+        return ["\n".join(_texts(self.protocol, request.body)) for request in self.requests]
 
     def _next_reply(self, request: Request) -> Reply:
         with self._lock:
@@ -183,3 +184,17 @@ def _anthropic_message(body: dict[str, Any], answer: Any, text: str) -> dict[str
         "content": content, "stop_reason": stop_reason, "stop_sequence": None,
         "usage": {"input_tokens": 1, "output_tokens": 1},
     }
+
+
+def _texts(protocol: str, body: Any) -> list[str]:
+    if not isinstance(body, dict):
+        return [str(body)]
+    if protocol == "openai":
+        return [message["content"] for message in body.get("messages", [])]
+    if protocol == "anthropic":
+        system = body.get("system", "")
+        return [system if isinstance(system, str) else json.dumps(system)] + [
+            m["content"] if isinstance(m["content"], str) else json.dumps(m["content"]) for m in body.get("messages", [])
+        ]
+    parts = [body.get("systemInstruction", {}), *body.get("contents", [])]
+    return [part.get("text", "") for content in parts for part in content.get("parts", [])]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.sandbox.sandbox import Sandbox, build, start
+from .sandbox import Sandbox, build, start
 
 # Seconds before a new pod becomes Ready: long enough that recovery after a kill is measurable, short enough
 # that waiting for rollouts stays cheap.

@@ -52,7 +52,9 @@ def env_of(engine: dict[str, Any]) -> dict[str, str]:
 
 
 def pods_to_kill(total: int, percent_text: str) -> int:
-    """Litmus's rule: PODS_AFFECTED_PERC of the pods, rounded down, but at least one."""
+    """Litmus's rule: PODS_AFFECTED_PERC of the pods, rounded down, but at least one (of those there are)."""
+    if total == 0:
+        return 0
     percent = int(percent_text) if percent_text.strip().isdigit() else 0
     return max(1, min(total, math.floor(total * percent / 100)))
 

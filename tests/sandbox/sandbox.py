@@ -32,7 +32,7 @@ import requests
 import urllib3
 import yaml
 
-from tests.sandbox import pki
+from . import pki
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -77,11 +77,22 @@ def build() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+def free_ports(count: int) -> list[int]:
+    """count distinct TCP ports on 127.0.0.1 that nothing listens on right now (all held open while choosing,
+    so the kernel cannot hand out the same one twice)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 @dataclass
@@ -313,7 +324,7 @@ def start(
     data_dir = Path(data_dir or tempfile.mkdtemp(prefix="chaosgen-sandbox-"))
     pki_dir = data_dir / "pki"
     pki_dir.mkdir(parents=True, exist_ok=True)
-    api_port, etcd_port, peer_port = free_port(), free_port(), free_port()
+    api_port, etcd_port, peer_port = free_ports(3)
     server = f"https://127.0.0.1:{api_port}"
     sandbox = Sandbox(
         bin_dir=Path(bin_dir), data_dir=data_dir, server=server,

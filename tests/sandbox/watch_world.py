@@ -1,0 +1,91 @@
+"""The world chaos-watch's end-to-end tests and benchmarks/watch_abort.py run in: the sandbox with the Litmus CRDs,
+the test app (watch_app.py), the traffic simulator, Debian's Prometheus scraping it every second and the
+Litmus-compatible runner. open_world() sets it all up; World.close() takes it down again (not the sandbox)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tests.sandbox import prometheus as prom
+from tests.sandbox import watch_app
+from tests.sandbox.litmus_runner import LitmusRunner
+from tests.sandbox.sandbox import Sandbox
+from tests.sandbox.traffic_sim import TrafficSim
+
+REPO = Path(__file__).resolve().parents[2]
+LITMUS_CRDS = REPO.parent / "shared" / "fixtures" / "crds" / "litmus-crds.yaml"
+NAMESPACE = "watch-e2e"
+SCRAPE = prom.SCRAPE_INTERVAL_SECONDS
+
+
+@dataclass
+class World:
+    sandbox: Sandbox
+    prometheus: prom.Prometheus
+    sim: TrafficSim
+    runner: LitmusRunner
+    tmp: Path
+
+    def kubectl_json(self, *args: str) -> dict:
+        return json.loads(self.sandbox.run_kubectl(*args, "-o", "json").stdout)
+
+    def engine(self, name: str) -> dict:
+        return self.kubectl_json("get", "chaosengine", name, "-n", NAMESPACE)
+
+    def write_input(self, name: str, *engines: dict) -> Path:
+        path = self.tmp / f"{name}.yaml"
+        path.write_text(yaml.safe_dump_all([watch_app.chaos_experiment(namespace=NAMESPACE), *engines], sort_keys=False))
+        return path
+
+    def command(self, input_path: Path, *flags: str, prometheus_url: str | None = None) -> str:
+        url = prometheus_url or self.prometheus.url
+        return (f"cat {input_path} | chaos-watch --prometheus-url {url} --interval 500ms --recovery-timeout 40s "
+                f"--state-dir {self.tmp / 'state'} --kubeconfig {self.sandbox.admin_kubeconfig} {' '.join(flags)}")
+
+    def run(self, command: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=timeout)
+
+    def wait_ready(self) -> None:
+        for name, (kind, _, _) in watch_app.WORKLOADS.items():
+            self.sandbox.run_kubectl("rollout", "status", f"{kind.lower()}/{name}", "-n", NAMESPACE, "--timeout=90s")
+
+    def close(self) -> None:
+        self.runner.close()
+        self.prometheus.stop()
+        self.sim.close()
+        self.sandbox.run_kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+    def wait_engine(self, name: str, status: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.sandbox.run_kubectl("get", "chaosengine", name, "-n", NAMESPACE, "-o", "json", check=False)
+            if found.returncode == 0 and (json.loads(found.stdout).get("status") or {}).get("engineStatus") == status:
+                return json.loads(found.stdout)
+            time.sleep(0.2)
+        raise AssertionError(f"engine {name} not {status} after {timeout}s")
+
+
+def open_world(sandbox: Sandbox, tmp: Path) -> World:
+    """Install the CRDs and the app, start simulator, Prometheus and runner; return once metrics flow."""
+    sandbox.apply(LITMUS_CRDS, extra=("--server-side",))
+    sandbox.run_kubectl("wait", "--for=condition=Established", "crd/chaosengines.litmuschaos.io",
+                        "crd/chaosresults.litmuschaos.io", "crd/chaosexperiments.litmuschaos.io", "--timeout=30s")
+    sandbox.apply("\n---\n".join(json.dumps(o) for o in watch_app.manifests(NAMESPACE, ready_delay=1.0)))
+    sim = TrafficSim(str(sandbox.admin_kubeconfig), watch_app.topology(NAMESPACE)).start()
+    prometheus = prom.start([sim.address])
+    runner = LitmusRunner(str(sandbox.admin_kubeconfig), prometheus.url).start()
+    world = World(sandbox, prometheus, sim, runner, tmp)
+    try:
+        world.wait_ready()
+        prometheus.wait_for_samples(f'http_requests_total{{namespace="{NAMESPACE}",code="200"}}')
+        time.sleep(3 * SCRAPE)  # a few scrapes so that rate() has points
+    except BaseException:
+        world.close()
+        raise
+    return world

@@ -1,0 +1,143 @@
+"""chaos-watch and chaos-report as a user runs them: the installed commands in bash pipes, exit code, stdout and
+stderr checked apart. The cluster-free cases live here; the sandbox ones in test_watch_e2e.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.sandbox import watch_app
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "tests" / "schema_examples" / "RunResult"
+GOLDEN = REPO / "tests" / "golden" / "report"
+
+
+def sh(command: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60,
+                          cwd=cwd, env={**os.environ, **(env or {})})
+
+
+def one_error_line(completed: subprocess.CompletedProcess[str], tool: str = "chaos-watch") -> str:
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{tool}: error: "), completed.stderr
+    assert "Traceback" not in completed.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def engines_file(tmp_path: Path) -> Path:
+    path = tmp_path / "engines.yaml"
+    path.write_text(yaml.safe_dump_all([watch_app.chaos_experiment(), watch_app.engine("web-pod-delete", "web")]))
+    return path
+
+
+@pytest.fixture
+def unreachable_kubeconfig(tmp_path: Path) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    return path
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "empty input"),
+    ("{\"a\": ", "not valid JSON"),
+    ("apiVersion: chaosgen.dev/v1\nkind: ExperimentPlan\n", "expects chaos-litmus output (ChaosEngines), got a ExperimentPlan"),
+    ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "no ChaosEngine in the input"),
+    ("- 1\n- 2\n", "expected Kubernetes objects"),
+])
+def test_bad_input_is_exit_3_with_one_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    completed = sh(f"cat {path} | chaos-watch --prometheus-url http://127.0.0.1:1")
+    assert completed.returncode == 3
+    assert completed.stdout == ""
+    assert message in one_error_line(completed)
+
+
+def test_broken_annotation_names_file_and_path(tmp_path: Path) -> None:
+    broken = watch_app.engine("web-pod-delete", "web")
+    broken["metadata"]["annotations"]["chaosgen.dev/abort-thresholds"] = "[oops"
+    path = tmp_path / "engines.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [broken]}))
+    completed = sh(f"chaos-watch -f {path} --prometheus-url http://127.0.0.1:1")
+    assert completed.returncode == 3 and completed.stdout == ""
+    assert f"{path} at $[0].metadata.annotations: annotation chaosgen.dev/abort-thresholds is not JSON" in one_error_line(completed)
+
+
+@pytest.mark.parametrize("command, code, message", [
+    ("cat {engines} | env -u PROMETHEUS_URL chaos-watch", 2, "--prometheus-url"),
+    ("chaos-watch -f {engines} --prometheus-url http://127.0.0.1:1 --kubeconfig {tmp}/nope", 4, "cannot load kubeconfig"),
+], ids=["thresholds-without-prometheus", "missing-kubeconfig"])
+def test_refused_before_anything_runs(engines_file: Path, tmp_path: Path, command: str, code: int, message: str) -> None:
+    completed = sh(command.format(engines=engines_file, tmp=tmp_path))
+    assert completed.returncode == code and completed.stdout == ""
+    assert message in one_error_line(completed)
+
+
+def test_bad_duration_flag_is_a_usage_error(engines_file: Path) -> None:
+    completed = sh(f"chaos-watch -f {engines_file} --interval soon")
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert "not a duration" in completed.stderr
+
+
+def test_unreachable_cluster_is_exit_4_before_anything_runs(engines_file: Path, unreachable_kubeconfig: Path, tmp_path: Path) -> None:
+    completed = sh(f"cat {engines_file} | PROMETHEUS_URL=http://127.0.0.1:1 chaos-watch --kubeconfig {unreachable_kubeconfig} "
+                   f"--state-dir {tmp_path / 'state'}")
+    assert completed.returncode == 4 and completed.stdout == ""
+    assert "unreachable" in one_error_line(completed)
+    assert "not-a-real-token" not in completed.stderr
+    assert not (tmp_path / "state").exists(), "nothing is journaled before the cluster answers"
+
+
+def test_cleanup_with_no_unfinished_run(tmp_path: Path) -> None:
+    completed = sh(f"chaos-watch cleanup --state-dir {tmp_path}")
+    assert completed.returncode == 0 and completed.stdout == ""
+    assert "no unfinished run" in completed.stderr
+
+
+def test_cleanup_against_an_unreachable_cluster_is_exit_4(tmp_path: Path, unreachable_kubeconfig: Path) -> None:
+    (tmp_path / "20260101T000000Z-1.jsonl").write_text(json.dumps({"op": "apply", "apiVersion": "litmuschaos.io/v1alpha1",
+                                                                  "kind": "ChaosEngine", "namespace": "shop", "name": "x"}) + "\n")
+    completed = sh(f"chaos-watch cleanup --state-dir {tmp_path} --kubeconfig {unreachable_kubeconfig}")
+    assert completed.returncode == 4 and completed.stdout == ""
+    one_error_line(completed)
+
+
+def test_report_renders_run_results_from_files_and_stdin() -> None:
+    valid = sorted((EXAMPLES / "valid").glob("*.json"))
+    completed = sh(" ".join(["chaos-report", *map(str, valid)]))
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    golden = GOLDEN / "examples.md"
+    if os.environ.get("CHAOSGEN_UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(completed.stdout)
+    assert completed.stdout == golden.read_text()
+    assert "## Root-cause analysis" in completed.stdout
+    piped = sh(f"cat {valid[0]} | chaos-report")
+    assert piped.returncode == 0 and "db-pod-delete" in piped.stdout
+
+
+def test_report_explains_an_abort_by_the_callers_threshold() -> None:
+    completed = sh(f"chaos-report {EXAMPLES / 'valid' / 'aborted-and-passed.json'}")
+    analysis = completed.stdout.split("## Root-cause analysis", 1)[1]
+    assert "`db-pod-delete`: losing `shop/StatefulSet/db` to pod-delete breached `api-error-rate`" in analysis
+    assert "more than one replica" in analysis
+
+
+@pytest.mark.parametrize("example", sorted((EXAMPLES / "invalid").glob("*.json")), ids=lambda p: p.stem)
+def test_report_rejects_invalid_run_results(example: Path) -> None:
+    completed = sh(f"cat {example} | chaos-report")
+    assert completed.returncode == 3 and completed.stdout == ""
+    one_error_line(completed, "chaos-report")
