@@ -20,6 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import requests
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -45,17 +47,28 @@ def service(name: str) -> dict:
 
 
 def populate(sandbox: Sandbox, namespaces: int, deployments: int, replicas: int) -> None:
-    """Namespaces, then Deployments and Services, each a POST, 32 at a time."""
+    """Namespaces, then Deployments and Services, each a POST, 16 at a time. The controllers creating pods
+    meanwhile can starve the apiserver on two cores, so a timed-out or throttled POST is retried (409 Conflict
+    then means an earlier attempt got through)."""
     http = sandbox.session()
     api = sandbox.server
 
     def post(path: str, body: dict) -> None:
-        response = http.post(api + path, json=body, timeout=60)
-        if response.status_code not in (201, 409):
-            raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:200]}")
+        for attempt in range(12):
+            try:
+                response = http.post(api + path, json=body, timeout=90)
+            except requests.RequestException:
+                time.sleep(min(2 ** attempt, 15))
+                continue
+            if response.status_code in (201, 409):
+                return
+            if response.status_code not in (429, 500, 503, 504):
+                break
+            time.sleep(min(2 ** attempt, 15))
+        raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:200]}")
 
     names = [f"bench-{i:02d}" for i in range(namespaces)]
-    with ThreadPoolExecutor(max_workers=32) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda ns: post("/api/v1/namespaces", {"metadata": {"name": ns}}), names))
         jobs = []
         for index in range(deployments):
@@ -117,7 +130,11 @@ def main() -> int:
               f"{time.monotonic() - t0:.1f} s", flush=True)
         running = 0
         while time.monotonic() - t0 < args.settle_timeout:
-            running = running_pods(sandbox)
+            try:
+                running = running_pods(sandbox)
+            except (requests.RequestException, ValueError, KeyError):
+                time.sleep(5)  # an overloaded apiserver; ask again
+                continue
             print(f"  {running}/{expected_pods} pods Running after {time.monotonic() - t0:.0f} s", flush=True)
             if running >= expected_pods:
                 break

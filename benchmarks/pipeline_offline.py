@@ -106,9 +106,10 @@ def measure(label: str, command: str, repeat: int) -> Measurement:
 def stage_commands(manifest: Path, work: Path) -> dict[str, str]:
     """label -> command; the stage-alone commands read the files that the `save` commands write."""
     m, topology, plan = (shlex.quote(str(p)) for p in (manifest, work / "topology.json", work / "plan.json"))
+    bare_load = f"import yaml; list(yaml.load_all(open({str(manifest)!r}), Loader=yaml.CSafeLoader))"
     return {
         "save": f"chaos-inventory -f {m} > {topology} && chaos-suggest -n 3 < {topology} > {plan}",
-        "baseline": f'python3 -c "import yaml; list(yaml.load_all(open({m!r}), Loader=yaml.CSafeLoader))"',
+        "baseline": f"python3 -c {shlex.quote(bare_load)}",
         "pipeline": f"chaos-inventory -f {m} | chaos-suggest -n 3 | chaos-litmus",
         "python3 -c pass": "python3 -c pass",
         "chaos-inventory": f"chaos-inventory -f {m}",
@@ -144,7 +145,8 @@ def profile(manifest: Path, work: Path, top: int) -> None:
 
 def slowest_imports(tool: str, top: int) -> str:
     """The modules that take longest to import when the tool's entry point loads."""
-    load = f"from importlib.metadata import entry_points; entry_points(group='console_scripts', name={tool!r})[0].load()"
+    load = ("from importlib.metadata import entry_points; "
+            f"entry_points(group='console_scripts', name={tool!r})[0].load()")
     report = subprocess.run([sys.executable, "-X", "importtime", "-c", load], capture_output=True, text=True,
                             check=True).stderr
     rows = []  # (cumulative us, own us, depth, module)

@@ -42,6 +42,7 @@ CITED_EDGES = 10
 MEMORY_HOG_MB = 500
 CPU_HOG_CORES = 1
 LATENCY_MS = 300
+LOSS_PERCENT = 50
 JITTER_MS = 50
 
 
@@ -143,6 +144,17 @@ def _has_callers(workload: dict[str, Any], index: TopologyIndex, risks: list[dic
     return workload["id"] in index.edges_into
 
 
+def _has_soft_callers(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    """Callers that can serve without it (a cache, tracing): they must degrade, not fail."""
+    return any(edge.get("hard") is False for edge in index.edges_into.get(workload["id"], []))
+
+
+def _can_scale_out(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    """An autoscaler that may add replicas: the cluster must have room for its maximum."""
+    scalable = workload["kind"] in ("Deployment", "StatefulSet")
+    return scalable and (workload.get("protection", {}).get("max_replicas") or 0) > workload["replicas"]
+
+
 def _replicated(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
     return workload["replicas"] >= 2
 
@@ -160,6 +172,8 @@ WEAKNESSES = (
     Weakness("no-cpu-limit", "pod-cpu-hog", 15, ("cpu-limit", *_LIMIT_TOKENS),
              _container_fact(lambda c: "cpu" not in c.get("limits", {}))),
     Weakness("dependency", "pod-network-latency", 15, (), _has_callers),
+    Weakness("soft-dependency", "pod-network-loss", 10, (), _has_soft_callers),
+    Weakness("hpa-capacity", "pod-autoscaler", 10, (), _can_scale_out),
     Weakness("replicated", "pod-delete", 5, ("no-pdb",), _replicated),
 )
 # Risks that make some faults unsafe rather than interesting: (risk-id token, faults it rules out, why).
@@ -285,12 +299,14 @@ class Shape:
 def _shape(index: TopologyIndex, candidate: Candidate, policy: dict[str, Any]) -> Shape:
     workload = index.workloads[candidate.workload_id]
     replicas = workload["replicas"]
-    if candidate.weakness.total_loss and (replicas == 1 or candidate.weakness.fault == "node-drain"):
+    if candidate.weakness.fault == "pod-autoscaler":
+        requested = 0  # it adds pods and touches none of the running ones
+    elif candidate.weakness.total_loss and (replicas == 1 or candidate.weakness.fault == "node-drain"):
         requested = 100
     else:
         requested = min(50, policy["max_pods_affected_percent"])
     # Litmus picks max(1, floor(percent * pods / 100)) pods; the blast radius states what that really is.
-    affected = replicas if requested == 100 else max(1, replicas * requested // 100)
+    affected = replicas if requested == 100 else 0 if requested == 0 else max(1, replicas * requested // 100)
     actual = -(-affected * 100 // replicas)
     callers = index.direct_callers(candidate.workload_id)[:WATCHED_CALLERS]
     watched_ids = callers or ([candidate.workload_id] if candidate.workload_id in index.served else [])
@@ -398,6 +414,22 @@ TEXTS = {
         "{callers} depend on {kind} {name}; a slow dependency tests their timeouts and retries.",
         60,
     ),
+    "soft-dependency": Text(
+        "Drop {loss_percent}% of the packets of {affected} of {replicas} pods of {kind} {name}",
+        "When {loss_percent}% of the network packets of {pods} are dropped for {duration}, its callers "
+        "{callers}, which can serve without it, degrade gracefully instead of failing",
+        "{callers} call {kind} {name} but do not strictly need it; an unreliable network to it shows whether "
+        "they really cope without it.",
+        60,
+    ),
+    "hpa-capacity": Text(
+        "Scale {kind} {name} to its autoscaler maximum of {max_replicas} replicas",
+        "When {kind} {name} is scaled from {replicas} to {max_replicas} replicas for {duration}, the cluster "
+        "schedules every new pod and all are ready within {recovery}s",
+        "The autoscaler of {kind} {name} may grow it to {max_replicas} replicas; whether the cluster has room for "
+        "them is only known once they are scheduled.",
+        60,
+    ),
     "replicated": Text(
         "Delete {affected} of {replicas} pods of {kind} {name}",
         "When {pods} is deleted every {interval} for {duration}, {available} "
@@ -412,11 +444,13 @@ def _clamped(seconds: int, policy: dict[str, Any]) -> int:
     return int(min(seconds, parse_duration(policy["max_duration"])))
 
 
+def _max_replicas(workload: dict[str, Any]) -> int:
+    return workload.get("protection", {}).get("max_replicas") or workload["replicas"]
+
+
 def _expected_recovery(weakness: Weakness, workload: dict[str, Any]) -> int:
     """Seconds from the end of the fault until the steady state holds again."""
-    if weakness.fault == "node-drain":
-        return 120
-    if weakness.key == "hpa":
+    if weakness.fault == "node-drain" or weakness.key in ("hpa", "hpa-capacity"):
         return 120
     if weakness.fault in ("pod-delete", "container-kill"):
         slow_start = workload["kind"] == "StatefulSet" or workload["tier"] in DATA_TIERS
@@ -433,7 +467,7 @@ def _parameters(fault: str, shape: Shape, duration: int, text: Text) -> dict[str
     parameters: dict[str, Any] = {"duration": format_duration(duration)}
     if text.interval_seconds is not None:
         parameters["interval"] = format_duration(min(text.interval_seconds, duration))
-    if fault != "node-drain":
+    if fault not in ("node-drain", "pod-autoscaler"):
         parameters["pods_affected_percent"] = shape.requested_percent
     if fault in ("pod-delete", "container-kill"):
         parameters["sequence"] = "serial"
@@ -443,11 +477,15 @@ def _parameters(fault: str, shape: Shape, duration: int, text: Text) -> dict[str
         parameters["memory_mb"] = MEMORY_HOG_MB
     if fault == "pod-cpu-hog":
         parameters["cpu_cores"] = CPU_HOG_CORES
+    if fault == "pod-network-loss":
+        parameters["loss_percent"] = LOSS_PERCENT
+    if fault == "pod-autoscaler":
+        parameters["replica_count"] = _max_replicas(shape.workload)
     if fault == "pod-network-latency":
         parameters["latency_ms"] = LATENCY_MS
         parameters["jitter_ms"] = JITTER_MS
     container = _container(shape.workload)
-    if container and fault in ("container-kill", "pod-memory-hog", "pod-cpu-hog", "pod-network-latency"):
+    if container and fault in ("container-kill", "pod-memory-hog", "pod-cpu-hog", "pod-network-latency", "pod-network-loss"):
         parameters["container"] = container
     return parameters
 
@@ -468,6 +506,8 @@ def _facts(shape: Shape, duration: int, recovery: int, parameters: dict[str, Any
         "memory_mb": MEMORY_HOG_MB,
         "cpu_cores": CPU_HOG_CORES,
         "latency_ms": LATENCY_MS,
+        "loss_percent": LOSS_PERCENT,
+        "max_replicas": _max_replicas(workload),
         "latency_limit": f"{promql.P99_LATENCY_LIMIT_SECONDS:g}",
         "available": _available(_min_available(shape)),
         "hpa": workload.get("protection", {}).get("hpa") or "",
@@ -519,6 +559,8 @@ def _blast_radius(index: TopologyIndex, shape: Shape, fault: str, total_loss: bo
     namespaces = sorted({index.workloads[w]["namespace"] for w in workloads})
     upstream = len(workloads) - 1
     description = f"{shape.affected} of {shape.replicas} pods of {workload_id}"
+    if fault == "pod-autoscaler":
+        description = f"{workload_id} scaled from {shape.replicas} to {_max_replicas(shape.workload)} replicas; no running pod is touched"
     if fault == "node-drain":
         description += "; every other pod on the drained node is evicted too"
     description += f"; {upstream} upstream workload(s) may see errors" if upstream else "; no known callers"

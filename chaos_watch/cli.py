@@ -104,7 +104,7 @@ def watch(filename: str, prometheus_url: str | None, interval: float, timeout: f
         raise UsageError("the engines have abort thresholds: give --prometheus-url or set PROMETHEUS_URL")
 
     cluster = KubernetesCluster(kubeconfig, context)
-    cluster.dynamic  # noqa: B018 - connect now, so an unreachable cluster is one clear exit 4 before anything runs
+    cluster.connect()
     journal = NoJournal() if dry_run else FileJournal(state_dir or default_state_dir(), _run_id())
     settings = Settings(interval=interval, timeout=timeout, recovery_timeout=recovery_timeout,
                         on_metrics_loss=on_metrics_loss, dry_run=dry_run, parallel=parallel)
@@ -169,7 +169,7 @@ def _cleanup(delete: bool, wait_seconds: float, kubeconfig: str | None, context:
         click.echo(f"{TOOL}: no unfinished run in {directory}", err=True)
         return 0
     cluster = KubernetesCluster(kubeconfig, context)
-    cluster.dynamic  # noqa: B018 - fail with exit 4 before touching any journal
+    cluster.connect()
     say = functools.partial(click.echo, err=True)
     total = 0
     for path, records in runs:

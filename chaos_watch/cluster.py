@@ -99,6 +99,10 @@ class KubernetesCluster:
     def server(self) -> str:
         return self.api_client.configuration.host
 
+    def connect(self) -> None:
+        """Reach the cluster now (discovery), so that an unreachable one is one clear exit 4 before anything runs."""
+        self.dynamic  # noqa: B018 - the property connects and caches
+
     @property
     def dynamic(self) -> DynamicClient:
         with self._lock:
@@ -202,7 +206,7 @@ class KubernetesCluster:
             field_selector=field_selector, label_selector=label_selector, timeout_seconds=WATCH_SERVER_TIMEOUT,
             _request_timeout=(5, WATCH_SERVER_TIMEOUT + 10),
         )
-        self._open_streams_add(response, stop)
+        self._close_on_stop(response, stop)
         try:
             for line in iter_resp_lines(response):
                 if stop.is_set():
@@ -222,7 +226,7 @@ class KubernetesCluster:
             response.release_conn()
         return version
 
-    def _open_streams_add(self, response: Any, stop: threading.Event) -> None:
+    def _close_on_stop(self, response: Any, stop: threading.Event) -> None:
         """Close the stream as soon as stop is set, instead of waiting for the next event or the server timeout."""
 
         def closer() -> None:

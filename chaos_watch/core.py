@@ -333,7 +333,6 @@ class Observation:
     events: list[dict[str, Any]] = field(default_factory=list)
     outages: list[dict[str, Any]] = field(default_factory=list)
     recovered: bool | None = None
-    dry_run: bool = False
 
     def offset(self, t: float) -> float:
         return _round(max(0.0, t - self.started_at)) if self.started_at is not None else 0.0

@@ -20,7 +20,7 @@ from typing import Any
 from chaosgen.errors import EnvironmentFailure, Interrupted
 from chaos_watch import core
 from chaos_watch.cluster import Cluster
-from chaos_watch.journal import Journal
+from chaos_watch.journal import Journal, applied_objects
 from chaos_watch.prometheus import MetricsReader, MetricsUnavailable
 
 log = logging.getLogger("chaos_watch")
@@ -123,8 +123,7 @@ class Runner:
                             engines=[f"{e.namespace}/{e.name}" for e in engines])
         support_names = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in support}
         self._apply_support(support)
-        observations = [core.Observation(e, thresholds=[core.ThresholdState(t) for t in e.thresholds],
-                                         dry_run=self.settings.dry_run) for e in engines]
+        observations = [core.Observation(e, thresholds=[core.ThresholdState(t) for t in e.thresholds]) for e in engines]
         self.last_observations = observations
         with ThreadPoolExecutor(max_workers=max(1, self.settings.parallel), thread_name_prefix="experiment") as pool:
             futures = [pool.submit(self._run_one, o, support_names) for o in observations]
@@ -137,7 +136,9 @@ class Runner:
                     except (Interrupted, KeyboardInterrupt) as e:
                         interrupted = interrupted or e
                         self.interrupt(str(e) or "interrupted by SIGINT")
-        if not self.settings.dry_run:
+        # A stop Litmus never confirmed leaves the journal open, so that `chaos-watch cleanup` looks again.
+        unconfirmed = [o for o in observations if o.abort and not o.abort["confirmed"]]
+        if not self.settings.dry_run and not unconfirmed:
             self.journal.record("finished", at=core.iso_utc(self.clock()))
         if interrupted is not None:
             raise Interrupted(self.cancel_reason) from interrupted
@@ -188,61 +189,61 @@ class Runner:
     def _execute(self, observation: core.Observation) -> None:
         engine = observation.engine
         wake = threading.Event()
-        self._wakers.append(wake)
         stop_watches = threading.Event()
-        state: dict[str, Any] = {"engine": None, "result": None}
+        state: dict[str, Any] = {"ChaosEngine": None, "ChaosResult": None}
+        synced = {kind: threading.Event() for kind in ("ChaosEngine", "ChaosResult", "Pod")}
         pods = TargetPods()
         lock = threading.Lock()
 
-        synced = {name: threading.Event() for name in ("ChaosEngine", "ChaosResult", "Pod")}
+        def on_object(kind: str) -> Callable[[str, dict[str, Any], float], None]:
+            def handle(event: str, obj: dict[str, Any], received: float) -> None:
+                if event == "SYNCED":
+                    synced[kind].set()
+                    return
+                with lock:
+                    if kind == "Pod":
+                        change = pods.update(event, obj, received)
+                    else:
+                        state[kind], change = (None if event == "DELETED" else obj), None
+                if change is not None and observation.started_at is not None:
+                    self._emit(observation, "pod-ready" if change.ready else "pod-lost", f"pod {change.pod}", at=change.t)
+                wake.set()
+            return handle
 
-        def on_engine(kind: str, obj: dict[str, Any], received: float) -> None:
-            if kind == "SYNCED":
-                synced["ChaosEngine"].set()
-                return
-            with lock:
-                state["engine"] = None if kind == "DELETED" else obj
-            wake.set()
-
-        def on_result(kind: str, obj: dict[str, Any], received: float) -> None:
-            if kind == "SYNCED":
-                synced["ChaosResult"].set()
-                return
-            with lock:
-                state["result"] = None if kind == "DELETED" else obj
-            wake.set()
-
-        def on_pod(kind: str, obj: dict[str, Any], received: float) -> None:
-            if kind == "SYNCED":
-                synced["Pod"].set()
-                return
-            with lock:
-                change = pods.update(kind, obj, received)
-            if change is not None and observation.started_at is not None:
-                self._emit(observation, "pod-ready" if change.ready else "pod-lost", f"pod {change.pod}",
-                           at=change.t)
-            wake.set()
+        def view() -> tuple[Any, Any]:
+            return state["ChaosEngine"], state["ChaosResult"]
 
         app_namespace = engine.appinfo.get("appns", engine.namespace)
         watches = [
-            dict(api_version=LITMUS, kind="ChaosEngine", namespace=engine.namespace, handler=on_engine, name=engine.name),
-            dict(api_version=LITMUS, kind="ChaosResult", namespace=engine.namespace, handler=on_result, name=engine.result_name),
-            dict(api_version="v1", kind="Pod", namespace=app_namespace, handler=on_pod,
-                 label_selector=engine.appinfo.get("applabel")),
+            dict(api_version=LITMUS, kind="ChaosEngine", namespace=engine.namespace, name=engine.name),
+            dict(api_version=LITMUS, kind="ChaosResult", namespace=engine.namespace, name=engine.result_name),
+            dict(api_version="v1", kind="Pod", namespace=app_namespace, label_selector=engine.appinfo.get("applabel")),
         ]
-        threads = [threading.Thread(target=self._watch_quietly, args=(w, stop_watches), daemon=True,
-                                    name=f"watch-{w['kind']}") for w in watches]
-        def view() -> tuple[Any, Any]:
-            return state["engine"], state["result"]
-
         self._replace_inactive_engine(engine)
-        for thread in threads:
-            thread.start()
-        applied = False
+        self._wakers.append(wake)
+        for spec in watches:
+            threading.Thread(target=self._watch_quietly, args=({**spec, "handler": on_object(spec["kind"])}, stop_watches),
+                             daemon=True, name=f"watch-{spec['kind']}").start()
         try:
             for kind, event in synced.items():
                 if not event.wait(RETRY_SECONDS):
                     raise EnvironmentFailure(f"the {kind} watch did not start within {RETRY_SECONDS:g}s")
+            initially_ready = self._inject(observation, wake, lock, pods, view)
+            self._recover(observation, wake, lock, pods)
+            with lock:
+                observation.chaos_result = core.summarize_chaos_result(state["ChaosResult"])
+                observation.outages = core.outages(initially_ready, pods.changes, self._desired(engine), observation.started_at)
+            observation.ended_at = self.clock()
+        finally:
+            stop_watches.set()
+            self._wakers.remove(wake)
+
+    def _inject(self, observation: core.Observation, wake: threading.Event, lock: threading.Lock, pods: TargetPods,
+                view: Callable[[], tuple[Any, Any]]) -> set[str]:
+        """Apply the engine and observe it until it ends; returns the target pods that were ready before."""
+        engine = observation.engine
+        applied = False
+        try:
             observation.started_at = self.clock()
             self._emit(observation, "apply", f"ChaosEngine {engine.namespace}/{engine.name} ({engine.fault} on {engine.target})")
             with lock:
@@ -256,15 +257,7 @@ class Runner:
                 by = "signal" if self.cancel.is_set() else "error"
                 self._abort(observation, wake, lock, lambda: view()[0], by,
                             self.cancel_reason or "chaos-watch failed while observing", None)
-        try:
-            self._recover(observation, wake, lock, pods, initially_ready)
-        finally:
-            stop_watches.set()
-            with lock:
-                observation.chaos_result = core.summarize_chaos_result(state["result"])
-                observation.outages = core.outages(initially_ready, pods.changes, self._desired(engine), observation.started_at)
-            observation.ended_at = self.clock()
-            self._wakers.remove(wake)
+        return initially_ready
 
     def _watch_quietly(self, spec: dict[str, Any], stop: threading.Event) -> None:
         try:
@@ -393,7 +386,7 @@ class Runner:
         self._emit(observation, "stop-unconfirmed", f"the engine was not reported stopped within {self.settings.stop_timeout:g}s")
 
     def _recover(self, observation: core.Observation, wake: threading.Event, lock: threading.Lock,
-                 pods: TargetPods, initially_ready: set[str]) -> None:
+                 pods: TargetPods) -> None:
         """Wait until the target is back at its desired ready replicas and every threshold holds again."""
         desired = self._desired(observation.engine)
         deadline = self.clock() + self.settings.recovery_timeout
@@ -519,9 +512,8 @@ class Runner:
 
 
 def _engine_active(engine: dict[str, Any]) -> bool:
-    state = (engine.get("spec") or {}).get("engineState", "active")
-    status = (engine.get("status") or {}).get("engineStatus")
-    return state != "stop" and status not in INACTIVE_ENGINE
+    """Running until Litmus says otherwise: engineState stop that Litmus has not confirmed still counts."""
+    return (engine.get("status") or {}).get("engineStatus") not in INACTIVE_ENGINE
 
 
 def _number(value: float | None) -> str:
@@ -534,8 +526,6 @@ def stop_leftovers(cluster: Cluster, records: list[dict[str, Any]], delete: bool
 
     Returns how many engines it stopped.
     """
-    from chaos_watch.journal import applied_objects
-
     stopped = 0
     objects = applied_objects(records)
     for obj in objects:

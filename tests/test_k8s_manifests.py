@@ -215,6 +215,23 @@ def test_frontend_proxies_to_the_api_service_and_polls_it() -> None:
     assert backend["service"]["name"] == "frontend"
 
 
+def test_frontend_exports_the_same_request_metrics_as_the_api() -> None:
+    """Abort thresholds on the frontend's error rate need http_requests_total{code}, which nginx alone lacks."""
+    docs = load(APP)
+    exporter = find(docs, "ConfigMap", "frontend-exporter")["data"]["exporter.py"]
+    compile(exporter, "frontend-exporter/exporter.py", "exec")
+    for metric in ("http_requests_total", "http_request_duration_seconds"):
+        assert f'"{metric}"' in exporter
+    nginx_conf = find(docs, "ConfigMap", "frontend-nginx")["data"]["default.conf.template"]
+    log_format = re.search(r"log_format shop_metrics '(\w+) ", nginx_conf)
+    assert log_format and f'MARKER = "{log_format.group(1)} "' in exporter
+    assert re.search(r"access_log syslog:server=127\.0\.0\.1:5140\b.* shop_metrics;", nginx_conf)
+    frontend = find(docs, "Deployment", "frontend")["spec"]["template"]
+    port = int(frontend["metadata"]["annotations"]["prometheus.io/port"])
+    sidecar = next(c for c in frontend["spec"]["containers"] if c["name"] == "exporter")
+    assert port in {p["containerPort"] for p in sidecar["ports"]}
+
+
 def test_prometheus_discovers_annotated_pods_and_the_exporters() -> None:
     docs = load(OBSERVABILITY)
     config = yaml.safe_load(find(docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"])

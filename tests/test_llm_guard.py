@@ -9,6 +9,8 @@ import copy
 import importlib.util
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +142,8 @@ def test_junk_never_crashes_the_guard(guard: Guard) -> None:
 
 @pytest.mark.parametrize(
     ("text", "rule"),
-    [("{not json", "invalid-json"), ('{"plan": []}', "answer-shape"), ("[1, 2]", "answer-shape"), ("[" * 100000, "invalid-json")],
+    [("{not json", "invalid-json"), ('{"plan": []}', "answer-shape"), ("[1, 2]", "answer-shape"), ("[" * 100000, "invalid-json"),
+     ('{"experiments": [' + "[" * 500 + "]" * 500 + "]}", "answer-shape")],
 )
 def test_unusable_answers(text: str, rule: str) -> None:
     with pytest.raises(AnswerUnusable) as caught:
@@ -337,8 +340,13 @@ def test_base_url_comes_from_the_flag_then_the_providers_variable() -> None:
 
 
 def test_the_llm_package_does_not_import_an_sdk() -> None:
-    import subprocess
-    import sys
-
     code = "import sys, chaos_suggest.llm.suggest; print(sorted(m for m in ('openai', 'anthropic', 'google.genai') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_a_missing_sdk_is_exit_4_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "anthropic", None)  # what an install without chaosgen[anthropic] looks like
+    provider = make_provider("anthropic", None, "http://127.0.0.1:9", 1, 0, {"ANTHROPIC_API_KEY": "k"})
+    with pytest.raises(ProviderFailure, match=r"pip install 'chaosgen\[anthropic\]'") as caught:
+        provider.complete(conversation())
+    assert caught.value.fatal and caught.value.exit_code == 4

@@ -71,7 +71,10 @@ def test_a_valid_plan_is_taken_as_is(protocol: str, tmp_path: Path) -> None:
     assert run.warnings == []
     assert len(run.server.requests) == 1
     run.assert_all_safe()
-    body = run.server.requests[0].body
+    headers, body = run.server.requests[0].headers, run.server.requests[0].body
+    # The key travels in a header (which one depends on the provider and the SDK version), never in the body.
+    assert {"Bearer test-key", "test-key"} & {headers.get(name) for name in ("authorization", "x-api-key", "x-goog-api-key")}
+    assert "test-key" not in run.server.requests[0].text()
     # Structured output, the way each provider does it.
     if protocol == "openai":
         assert body["response_format"]["type"] == "json_schema"

@@ -312,3 +312,22 @@ def test_odd_but_valid_names_still_give_a_valid_plan() -> None:
     assert first["id"] == "01-pod-delete-web--v2-beta"
     assert [t["name"] for t in first["abort_thresholds"]] == ["a-b-error-rate", "web-v2-beta-replicas-unavailable"]
     assert first["rationale"]["dependencies"] == ["shop/Deployment/a.b -> shop/Deployment/web--v2.beta"]
+
+
+def test_soft_dependency_gets_packet_loss_with_its_callers_error_rate() -> None:
+    tracing = workload("tracing", replicas=2)
+    api = workload("api", replicas=2)
+    topo = topology([tracing, api], [{**edge(api, tracing), "hard": False}])
+    loss = by_target(plan(topo, count=20))[("tracing", "pod-network-loss")]
+    assert loss["parameters"]["loss_percent"] == 50
+    assert "its callers api, which can serve without it, degrade gracefully" in loss["hypothesis"]
+    assert [t["name"] for t in loss["abort_thresholds"]] == ["api-error-rate", "tracing-replicas-unavailable"]
+
+
+def test_autoscaler_headroom_gets_pod_autoscaler_to_its_maximum() -> None:
+    api = workload("api", replicas=2, protection={"hpa": "shop/api", "min_replicas": 2, "max_replicas": 6})
+    scale = by_target(plan(topology([api]), count=20))[("api", "pod-autoscaler")]
+    assert scale["parameters"] == {"duration": "1m", "replica_count": 6}
+    assert scale["blast_radius"]["pods_affected_percent"] == 0 and scale["blast_radius"]["max_pods"] == 0
+    assert scale["hypothesis"].startswith("When Deployment api is scaled from 2 to 6 replicas for 1m")
+    assert scale["abort_thresholds"][-1]["value"] == 2

@@ -205,3 +205,19 @@ def test_error_rate_query_matches_chaos_suggest_convention() -> None:
     query = watch_app.error_rate_query("api")
     assert 'http_requests_total{namespace="shop",service="api",code=~"5.."}' in query
     assert json.dumps(query)  # plain text, no escapes
+
+
+@pytest.mark.parametrize("golden", ["all.yaml", "all.json"])
+def test_chaos_litmus_output_is_read_as_is(golden: str) -> None:
+    """The contract with chaos-litmus: its golden output (YAML stream or v1 List) parses into annotated engines."""
+    from pathlib import Path
+
+    from chaosgen.documents import parse_documents
+
+    path = Path(__file__).parent / "golden" / "litmus" / golden
+    objects = core.split_documents(parse_documents(path.read_bytes(), str(path)), str(path))
+    engines = core.parse_engines(objects, str(path))
+    assert [e.experiment_id for e in engines] == [e.name for e in engines] and len(engines) >= 1
+    for parsed in engines:
+        assert parsed.thresholds and parsed.experiment and parsed.target == parsed.experiment["target"]["workload"]
+        assert parsed.result_name == f"{parsed.name}-{parsed.fault}"

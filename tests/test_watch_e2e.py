@@ -51,6 +51,19 @@ def test_pod_delete_on_replicated_deployment_passes(world: World) -> None:
     world.wait_ready()
 
 
+def test_parallel_runs_two_engines_at_once(world: World) -> None:
+    path = world.write_input("parallel",
+                             watch_app.engine("web-parallel", "web", NAMESPACE, duration=5, interval=5, percent=34),
+                             watch_app.engine("api-parallel", "api", NAMESPACE, duration=5, interval=5, percent=50))
+    completed = world.run(world.command(path, "--parallel 2"))
+    assert completed.returncode == 0, completed.stderr
+    web, api = result_of(completed)["experiments"]
+    assert (web["engine"], api["engine"]) == ("web-parallel", "api-parallel"), "results keep the input order"
+    assert web["verdict"] == api["verdict"] == "passed", (web["reason"], api["reason"])
+    assert abs(_epoch(web["started_at"]) - _epoch(api["started_at"])) < 3
+    world.wait_ready()
+
+
 def test_pod_delete_on_single_replica_database_is_aborted_on_callers_error_rate(world: World) -> None:
     policy = world.tmp / "policy.yaml"
     policy.write_text(yaml.safe_dump(watch_app.permissive_policy()))

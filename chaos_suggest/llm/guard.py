@@ -27,8 +27,9 @@ from chaosgen.schemas import validator
 # id and rank (from the position in the plan).
 SET_BY_GUARD = ("id", "rank", "generator")
 # Litmus cmdProbe and anything else that would run a command somewhere: never from a model.
-_COMMAND_WORDS = {"cmd", "command", "commands", "shell", "script", "scripts", "exec", "bash", "sh", "entrypoint", "run"}
+_COMMAND_WORDS = {"cmd", "command", "commands", "shell", "script", "scripts", "exec", "bash", "sh", "entrypoint"}
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+MAX_NESTING = 32
 _CODE_FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(?P<body>.*)\n\s*```\s*$", re.S)
 
 
@@ -48,8 +49,16 @@ class Rejection:
 
     @property
     def label(self) -> str:
-        experiment_id = self.experiment.get("id") if isinstance(self.experiment, dict) else None
-        return f"experiments[{self.index}]" + (f" (id {experiment_id})" if isinstance(experiment_id, str) else "")
+        """experiments[1] (pod-delete on shop/Deployment/api), as far as the experiment says."""
+        where = f"experiments[{self.index}]"
+        if not isinstance(self.experiment, dict):
+            return where
+        fault, target = self.experiment.get("fault"), self.experiment.get("target")
+        fault_type = fault.get("type") if isinstance(fault, dict) else None
+        workload = target.get("workload") if isinstance(target, dict) else None
+        if isinstance(fault_type, str) and isinstance(workload, str):
+            where += f" ({fault_type[:40]} on {workload[:120]})"
+        return where
 
 
 @dataclass
@@ -85,7 +94,20 @@ def parse_answer(text: str) -> list[Any]:
         raise AnswerUnusable(Problem("invalid-json", "the answer is nested too deeply")) from e
     if not isinstance(document, dict) or not isinstance(document.get("experiments"), list):
         raise AnswerUnusable(Problem("answer-shape", 'the answer must be a JSON object {"experiments": [...]}'))
+    if _nesting(document) > MAX_NESTING:
+        # An experiment is 5 levels deep; this bound keeps every recursive walk after it far from the stack limit.
+        raise AnswerUnusable(Problem("answer-shape", f"the answer is nested deeper than {MAX_NESTING} levels"))
     return document["experiments"]
+
+
+def _nesting(document: Any) -> int:
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class Guard:

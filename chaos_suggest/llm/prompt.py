@@ -121,7 +121,6 @@ class PromptBuilder:
         self.ranked = rank_workloads(topology["workloads"])
         self.rank = {w["id"]: index for index, w in enumerate(self.ranked)}
         self.dependencies = topology["dependencies"]
-        self.count = count
         self.max_tokens = max_tokens
         self.hide = hide
         self.fixed = {

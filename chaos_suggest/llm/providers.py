@@ -1,12 +1,13 @@
 """The LLM providers behind `chaos-suggest --provider`: a small Protocol and one class per SDK, chosen by name.
 
-Each SDK is imported only when its provider is built, so the builtin planner never pays for (or needs) them. The
+Each SDK is imported only when its provider is called, so the builtin planner never pays for (or needs) them. The
 SDKs do the retrying (exponential backoff on 429 and 5xx, none on other 4xx) and the timeouts; this module turns
 what they raise into one ProviderFailure with a line a user can act on.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from collections.abc import Mapping
@@ -111,6 +112,7 @@ class _SDKProvider:
     """What the three providers share: the parameters, and turning an SDK error into a ProviderFailure."""
 
     name = ""
+    SDK_MODULE = ""
     # The sampling parameters each SDK call passes on as they are (its own names): part of the cache key.
     PARAMETERS: dict[str, Any] = {}
 
@@ -122,13 +124,25 @@ class _SDKProvider:
         return dict(self.PARAMETERS)
 
     def complete(self, conversation: Conversation) -> str:
+        self._require_sdk()
         try:
             return self._call(conversation)
+        except ProviderFailure:
+            raise
         except Exception as e:  # noqa: BLE001 - each SDK has its own hierarchy; _classify keeps only theirs
             failure = self._classify(e)
             if failure is None:
                 raise
             raise failure from e
+
+    def _require_sdk(self) -> None:
+        """A clear exit-4 line when the SDK's extra is not installed."""
+        try:
+            importlib.import_module(self.SDK_MODULE)
+        except ImportError as e:
+            raise ProviderFailure(
+                f"--provider {self.name} needs the {self.SDK_MODULE} package: pip install 'chaosgen[{self.name}]'", fatal=True,
+            ) from e
 
     def _call(self, conversation: Conversation) -> str:
         raise NotImplementedError
@@ -136,8 +150,11 @@ class _SDKProvider:
     def _classify(self, error: Exception) -> ProviderFailure | None:
         raise NotImplementedError
 
+    def _where(self) -> str:
+        return f"{self.name} ({self.connection.base_url or 'default endpoint'}, model {self.model})"
+
     def _failure(self, status: int | None, timed_out: bool, detail: str) -> ProviderFailure:
-        where = f"{self.name} ({self.connection.base_url or 'default endpoint'}, model {self.model})"
+        where = self._where()
         retries = f" after {self.connection.max_retries} retries" if self.connection.max_retries else ""
         if status in AUTH_STATUSES:
             variables = " or ".join(SPECS[self.name].key_variables)
@@ -158,6 +175,8 @@ class _SDKProvider:
             return self._failure(error.status_code, False, str(error))
         if isinstance(error, sdk.APIConnectionError):
             return self._failure(None, isinstance(error, sdk.APITimeoutError), str(error))
+        if isinstance(error, sdk.APIError):
+            return ProviderFailure(f"{self._where()} sent a response the SDK cannot read: {_one_line(str(error))}")
         return None
 
 
@@ -165,6 +184,7 @@ class OpenAIProvider(_SDKProvider):
     """OpenAI and every server that speaks its chat completions API (Ollama, vLLM, LM Studio, llama.cpp, gateways)."""
 
     name = "openai"
+    SDK_MODULE = "openai"
     # No output limit: OpenAI-compatible servers disagree on its name (max_tokens, max_completion_tokens).
     PARAMETERS = {"temperature": 0.0}
 
@@ -199,6 +219,7 @@ class AnthropicProvider(_SDKProvider):
     """Claude through the Messages API; the answer is forced through a tool whose input schema is the answer's."""
 
     name = "anthropic"
+    SDK_MODULE = "anthropic"
     PARAMETERS = {"max_tokens": MAX_OUTPUT_TOKENS}
 
     def _call(self, conversation: Conversation) -> str:
@@ -234,6 +255,7 @@ class GeminiProvider(_SDKProvider):
     """Gemini through google-genai (the successor of the end-of-life google-generativeai) and its JSON mode."""
 
     name = "gemini"
+    SDK_MODULE = "google.genai"
     PARAMETERS = {"temperature": 0.0, "max_output_tokens": MAX_OUTPUT_TOKENS}
     RETRIED_STATUSES = (408, 429, 500, 502, 503, 504)
 

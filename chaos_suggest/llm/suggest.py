@@ -22,6 +22,7 @@ from chaosgen.errors import InputRejected
 
 log = logging.getLogger(__name__)
 
+
 def suggest_with_llm(
     topology: dict[str, Any], policy: dict[str, Any], count: int, options: LLMOptions,
     provider: LLMProvider | None = None,
@@ -44,7 +45,7 @@ def suggest_with_llm(
     anonymizer = Anonymizer(visible) if options.anonymize else None
     session = _Session(
         provider, AnswerCache(Path(options.cache_dir) if options.cache_dir else default_cache_dir(), options.offline),
-        Guard(topology, policy, generator), anonymizer, count,
+        Guard(topology, policy, generator), anonymizer, count, options.no_fallback,
     )
     schema = answer_schema(count)
     prompt = PromptBuilder(
@@ -69,7 +70,7 @@ def suggest_with_llm(
         if not accepted:
             raise InputRejected(f"no usable experiment in the answer ({warnings[-1] if warnings else 'it was empty'})", generator)
         if len(accepted) < count:
-            warnings.append(f"{generator} gave {_experiments(len(accepted))} that passed the guard of {count} (--no-fallback)")
+            warnings.append(f"only {len(accepted)} of the {_experiments(count)} asked of {generator} passed the guard (--no-fallback)")
         return core.number_experiments(accepted), warnings
     if len(accepted) < count:
         added = _builtin_fill(topology, policy, count - len(accepted), accepted)
@@ -89,12 +90,16 @@ def _builtin_fill(topology: dict[str, Any], policy: dict[str, Any], missing: int
 class _Session:
     """One model, one guard, one cache: the first round and, when needed, the repair round."""
 
-    def __init__(self, provider: LLMProvider, cache: AnswerCache, guard: Guard, anonymizer: Anonymizer | None, count: int) -> None:
+    def __init__(
+        self, provider: LLMProvider, cache: AnswerCache, guard: Guard, anonymizer: Anonymizer | None, count: int,
+        no_fallback: bool,
+    ) -> None:
         self.provider = provider
         self.cache = cache
         self.guard = guard
         self.anonymizer = anonymizer
         self.count = count
+        self.no_fallback = no_fallback
         self.generator = guard.generator
 
     def run(self, conversation: Conversation, warnings: list[str]) -> list[dict[str, Any]]:
@@ -105,7 +110,14 @@ class _Session:
             return first.accepted
         warnings += self._warnings(first, "", "sent back to repair")
         request = repair_request(self._problem_lines(first), first.answer_error is not None, self.count)
-        second = self._judge(self._ask(conversation.followed_by(answer, request)), first.accepted)
+        try:
+            repaired = self._ask(conversation.followed_by(answer, request))
+        except ProviderFailure as e:
+            if e.fatal or self.no_fallback:
+                raise
+            warnings.append(f"{e}; the repair round is skipped")
+            return first.accepted
+        second = self._judge(repaired, first.accepted)
         warnings += self._warnings(second, "the repair answer of ", "dropped")
         return first.accepted + second.accepted
 

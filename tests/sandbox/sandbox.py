@@ -207,19 +207,20 @@ def _is_ours(pid: int, binary: Path) -> bool:
 
 
 def _terminate(pid: int, binary: Path) -> None:
-    if not _is_ours(pid, binary):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
-    while time.monotonic() < deadline:
-        _reap(pid)
+    for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, STOP_GRACE)):
         if not _is_ours(pid, binary):
             return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    while _is_ours(pid, binary):
-        _reap(pid)
-        time.sleep(0.05)
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not _is_ours(pid, binary):
+                return
+            time.sleep(0.05)
+    raise SandboxError(f"{binary.name} (pid {pid}) survived SIGKILL")
 
 
 def _reap(pid: int) -> None:

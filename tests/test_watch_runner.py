@@ -1,0 +1,192 @@
+"""The runner's decisions through its seams, with small in-memory stand-ins for the Cluster, the MetricsReader and
+the Journal (injected, not patched): breach, metrics loss with --on-metrics-loss abort|continue, timeout, skipped
+preflight, the journal written before each create, and leftovers stopped by cleanup."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from chaosgen.policy import DEFAULT_POLICY
+from chaos_watch import core
+from chaos_watch.prometheus import MetricsUnavailable
+from chaos_watch.runner import LITMUS_CRDS, Runner, Settings, stop_leftovers
+from tests.sandbox import watch_app
+
+
+class FakeCluster:
+    """Objects in a dict; a ChaosEngine completes `chaos_seconds` after it is applied unless stopped first."""
+
+    def __init__(self, chaos_seconds: float = 0.6, honour_stop: bool = True) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.handlers: list[tuple[str, Any]] = []
+        self.chaos_seconds = chaos_seconds
+        self.honour_stop = honour_stop
+        self.stops: list[str] = []
+        self.lock = threading.Lock()
+        for name in LITMUS_CRDS:
+            self.objects[("CustomResourceDefinition", "", name)] = {"metadata": {"name": name}}
+        self.objects[("ChaosExperiment", "shop", "pod-delete")] = watch_app.chaos_experiment()
+        self.objects[("Deployment", "shop", "web")] = {"spec": {"replicas": 3}, "status": {"readyReplicas": 3}}
+        for index in range(3):
+            self._set(("Pod", "shop", f"web-{index}"), {"metadata": {"name": f"web-{index}"}, "status": {
+                "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
+
+    def server(self) -> str:
+        return "https://fake"
+
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return self.objects.get((kind, namespace or "", name))
+
+    def list(self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict]:
+        return [o for (k, ns, _), o in self.objects.items() if k == kind and ns == (namespace or "")]
+
+    def apply(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        if not dry_run:
+            key = (obj["kind"], obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
+            self._set(key, dict(obj))
+            if obj["kind"] == "ChaosEngine":
+                self._status(key, "initialized")
+                timer = threading.Timer(self.chaos_seconds, lambda: self._finish(key))
+                timer.daemon = True
+                timer.start()
+        return obj
+
+    def _finish(self, key: tuple[str, str, str]) -> None:
+        if (self.objects[key].get("status") or {}).get("engineStatus") == "initialized":
+            self._status(key, "completed")
+
+    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
+        self.objects.pop((kind, namespace or "", name), None)
+
+    def stop_engine(self, namespace: str, name: str) -> None:
+        self.stops.append(name)
+        key = ("ChaosEngine", namespace, name)
+        self.objects[key] = {**self.objects[key], "spec": {**self.objects[key]["spec"], "engineState": "stop"}}
+        if self.honour_stop:
+            self._status(key, "stopped")
+
+    def _status(self, key: tuple[str, str, str], status: str) -> None:
+        self._set(key, {**self.objects[key], "status": {"engineStatus": status}})
+
+    def _set(self, key: tuple[str, str, str], obj: dict[str, Any]) -> None:
+        with self.lock:
+            self.objects[key] = obj
+            handlers = [h for kind, h in self.handlers if kind == key[0]]
+        for handler in handlers:
+            handler("MODIFIED", obj, time.time())
+
+    def watch(self, api_version: str, kind: str, namespace: str, handler: Any, stop: threading.Event,
+              name: str | None = None, label_selector: str | None = None) -> None:
+        with self.lock:
+            self.handlers.append((kind, handler))
+            current = [o for (k, _, n), o in self.objects.items() if k == kind and (name is None or n == name)]
+        for obj in current:
+            handler("SYNC", obj, time.time())
+        handler("SYNCED", {}, time.time())
+        stop.wait()
+
+
+class ScriptedMetrics:
+    """Returns the next value of a script per query (the last one repeats); None raises MetricsUnavailable."""
+
+    def __init__(self, *values: float | None) -> None:
+        self.values = list(values)
+        self.calls = 0
+
+    def query(self, promql: str) -> list[float]:
+        value = self.values[min(self.calls, len(self.values) - 1)]
+        self.calls += 1
+        if value is None:
+            raise MetricsUnavailable("Prometheus http://fake unreachable: ConnectionError")
+        return [value]
+
+
+class ListJournal:
+    path = "memory"
+
+    def __init__(self, cluster: FakeCluster | None = None) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.cluster = cluster
+
+    def record(self, op: str, **fields: Any) -> None:
+        if op == "apply" and self.cluster is not None:
+            fields["created_yet"] = self.cluster.get("", fields["kind"], fields["namespace"], fields["name"]) is not None
+        self.records.append({"op": op, **fields})
+
+
+def run(cluster: FakeCluster, metrics: ScriptedMetrics, journal: ListJournal | None = None, **settings: Any) -> core.Observation:
+    engine = core.parse_engines([watch_app.engine("web-pod-delete", "web")], "test")[0]
+    runner = Runner(cluster, metrics, journal or ListJournal(), dict(DEFAULT_POLICY),
+                    Settings(interval=0.05, recovery_timeout=2, stop_timeout=2, **settings), emit=lambda e: None)
+    return runner.run([engine], [])[0]
+
+
+def test_quiet_metrics_pass_and_the_journal_precedes_each_create() -> None:
+    cluster = FakeCluster()
+    journal = ListJournal(cluster)
+    observation = run(cluster, ScriptedMetrics(0.0), journal)
+    assert core.decide(observation)[0] == "passed"
+    applies = [r for r in journal.records if r["op"] == "apply"]
+    assert [(r["kind"], r["created_yet"]) for r in applies] == [("ChaosEngine", False)]
+    assert [r["op"] for r in journal.records] == ["run", "apply", "finished"]
+
+
+def test_a_breach_stops_the_engine_and_says_why() -> None:
+    cluster = FakeCluster(chaos_seconds=5)
+    observation = run(cluster, ScriptedMetrics(0.0, 0.0, 0.9))
+    verdict, reason = core.decide(observation)
+    assert verdict == "aborted" and reason == "threshold web-error-rate breached: 0.9 > 0.5"
+    assert cluster.stops == ["web-pod-delete"] and observation.abort["confirmed"] is True
+    assert observation.abort["threshold"] == "web-error-rate"
+
+
+@pytest.mark.parametrize("policy, aborted", [("abort", True), ("continue", False)])
+def test_metrics_loss_aborts_unless_told_to_continue(policy: str, aborted: bool) -> None:
+    cluster = FakeCluster(chaos_seconds=0.5)
+    observation = run(cluster, ScriptedMetrics(0.0, None), on_metrics_loss=policy)
+    assert (observation.abort is not None) is aborted
+    if aborted:
+        assert observation.abort["by"] == "metrics-loss" and "unreachable" in observation.abort["reason"]
+    else:
+        assert cluster.stops == [] and any(e["type"] == "metrics-loss" for e in observation.events)
+
+
+def test_timeout_aborts_and_an_unconfirmed_stop_keeps_the_journal_open() -> None:
+    cluster = FakeCluster(chaos_seconds=60, honour_stop=False)
+    journal = ListJournal()
+    observation = run(cluster, ScriptedMetrics(0.0), journal, timeout=0.3)
+    assert observation.abort["by"] == "timeout" and observation.abort["confirmed"] is False
+    assert "finished" not in [r["op"] for r in journal.records]
+    records = [{"op": "apply", "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine", "namespace": "shop",
+                "name": "web-pod-delete", "existed": False}]
+    cluster.honour_stop = True
+    cluster._status(("ChaosEngine", "shop", "web-pod-delete"), "initialized")
+    said: list[str] = []
+    assert stop_leftovers(cluster, records, delete=True, wait_seconds=1, say=said.append) == 1
+    assert said == ["stopped ChaosEngine shop/web-pod-delete", "deleted ChaosEngine shop/web-pod-delete"]
+
+
+def test_preflight_skips_an_unready_target_without_applying() -> None:
+    cluster = FakeCluster()
+    cluster.objects[("Deployment", "shop", "web")]["status"]["readyReplicas"] = 2
+    observation = run(cluster, ScriptedMetrics(0.0))
+    assert core.decide(observation) == ("skipped", "preflight target failed: Deployment shop/web has 2/3 ready "
+                                                   "replicas (steady state does not hold)")
+    assert ("ChaosEngine", "shop", "web-pod-delete") not in cluster.objects
+
+
+def test_an_interrupt_stops_the_running_engine_and_skips_the_rest() -> None:
+    cluster = FakeCluster(chaos_seconds=30)
+    engines = core.parse_engines([watch_app.engine("web-pod-delete", "web"), watch_app.engine("web-later", "web")], "test")
+    runner = Runner(cluster, ScriptedMetrics(0.0), ListJournal(), dict(DEFAULT_POLICY),
+                    Settings(interval=0.05, recovery_timeout=1, stop_timeout=2), emit=lambda e: None)
+    # The CLI calls interrupt() from the signal handler's Interrupted; here a timer stands in for the signal.
+    threading.Timer(0.5, runner.interrupt, args=("interrupted by SIGTERM",)).start()
+    first, second = runner.run(engines, [])
+    assert first.abort["by"] == "signal" and first.abort["reason"] == "interrupted by SIGTERM"
+    assert cluster.stops == ["web-pod-delete"]
+    assert core.decide(second) == ("skipped", "not started: interrupted by SIGTERM")
