@@ -4,8 +4,8 @@
     python benchmarks/pipeline_offline.py -n 500 --repeat 5
     python benchmarks/pipeline_offline.py --profile       # also: import times and a cProfile of each stage
 
-Generates the manifest (benchmarks/gen_manifest.py) into a temporary directory, then times, each in a fresh
-process so that peak RSS is its own:
+Generates the manifest (benchmarks/gen_manifest.py) into a temporary directory, then times, in rounds that run
+each command once, each in a fresh process so that peak RSS is its own:
 - baseline: python3 -c "import yaml; list(yaml.load_all(open(F), Loader=yaml.CSafeLoader))"
 - pipeline: chaos-inventory -f F | chaos-suggest -n 3 | chaos-litmus  (a real bash pipe, -o pipefail)
 - each stage alone on the previous stage's saved output, and a bare `python3 -c pass` for the interpreter floor.
@@ -90,17 +90,22 @@ class CommandFailed(RuntimeError):
     pass
 
 
-def measure(label: str, command: str, repeat: int) -> Measurement:
-    seconds, cpu_seconds, peaks = [], [], []
+def run_once(label: str, command: str) -> dict:
+    result = json.loads(subprocess.run([sys.executable, "-c", _MEASURE, command], check=True, capture_output=True,
+                                       text=True).stdout)
+    if result["returncode"] != 0:
+        raise CommandFailed(f"{label} exited {result['returncode']}: {command}\n{result['stderr']}")
+    return result
+
+
+def measure_rounds(commands: dict[str, str], repeat: int) -> list[Measurement]:
+    """Every command once per round, rounds repeated, so a load change on the machine hits all of them alike."""
+    runs: dict[str, list[dict]] = {label: [] for label in commands}
     for _ in range(repeat):
-        result = json.loads(subprocess.run([sys.executable, "-c", _MEASURE, command], check=True,
-                                           capture_output=True, text=True).stdout)
-        if result["returncode"] != 0:
-            raise CommandFailed(f"{label} exited {result['returncode']}: {command}\n{result['stderr']}")
-        seconds.append(result["seconds"])
-        cpu_seconds.append(result["cpu_seconds"])
-        peaks.append(result["peak_kib"])
-    return Measurement(label, command, seconds, cpu_seconds, max(peaks))
+        for label, command in commands.items():
+            runs[label].append(run_once(label, command))
+    return [Measurement(label, commands[label], [r["seconds"] for r in results], [r["cpu_seconds"] for r in results],
+                        max(r["peak_kib"] for r in results)) for label, results in runs.items()]
 
 
 def stage_commands(manifest: Path, work: Path) -> dict[str, str]:
@@ -180,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"manifest: {args.workloads} workloads, seed {args.seed}, {manifest.stat().st_size / 1e6:.1f} MB")
         commands = stage_commands(manifest, work)
         try:
-            measure("save", commands.pop("save"), 1)
-            measurements = [measure(label, command, args.repeat) for label, command in commands.items()]
+            run_once("save", commands.pop("save"))
+            measurements = measure_rounds(commands, args.repeat)
         except CommandFailed as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

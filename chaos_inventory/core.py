@@ -295,7 +295,7 @@ class _Inputs:
     exposed: set[tuple[str, str]] = field(default_factory=set)
     pdbs: list[tuple[str, str, dict, dict]] = field(default_factory=list)
     hpas: list[tuple[str, str, dict]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    duplicates: set[str] = field(default_factory=set)
 
 
 def build_topology(objects: list[dict], source: dict, runtime: dict | None = None) -> dict:
@@ -303,8 +303,9 @@ def build_topology(objects: list[dict], source: dict, runtime: dict | None = Non
     inputs = _read_objects(objects)
     workloads = sorted(inputs.workloads.values(), key=lambda w: w.id)
     services = sorted(inputs.services.values(), key=lambda s: s.id)
-    _select(workloads, services, inputs.exposed)
-    _protect(workloads, inputs)
+    by_label = _label_index(workloads)
+    _select(by_label, services, inputs.exposed)
+    _protect(by_label, workloads, inputs)
     edges = _dependencies(workloads, inputs)
     _assign_tiers(workloads, edges)
     dependencies = _finish_edges(edges, inputs.workloads)
@@ -315,8 +316,11 @@ def build_topology(objects: list[dict], source: dict, runtime: dict | None = Non
     workload_records = [_workload_record(w, callers.get(w.id, 0), direct.get(w.id, 0)) for w in workloads]
     external = _external_hosts(dependencies)
     metadata: dict[str, Any] = {"generator": GENERATOR, "source": source}
-    if inputs.warnings:
-        metadata["warnings"] = inputs.warnings
+    if inputs.duplicates:
+        listed = sorted(inputs.duplicates)
+        more = f" and {len(listed) - 5} more" if len(listed) > 5 else ""
+        metadata["warnings"] = [f"{len(listed)} workloads are defined more than once, the last definition is used: "
+                                f"{', '.join(listed[:5])}{more}"]
     return {
         "apiVersion": API_VERSION,
         "kind": "Topology",
@@ -360,7 +364,7 @@ def _read_object(obj: dict, inputs: _Inputs) -> None:
             return
         workload = _parse_workload(obj, kind, namespace, name)
         if workload.id in inputs.workloads:
-            inputs.warnings.append(f"{workload.id} is defined more than once; the last definition is used")
+            inputs.duplicates.add(workload.id)
         inputs.workloads[workload.id] = workload
     elif kind == "Service":
         inputs.services[(namespace, name)] = _parse_service(obj, namespace, name)
@@ -371,7 +375,10 @@ def _read_object(obj: dict, inputs: _Inputs) -> None:
         inputs.exposed.update((namespace, service) for service in _ingress_backends(obj))
     elif kind == "PodDisruptionBudget":
         spec = _get(obj, "spec", dict, "$", {})
-        inputs.pdbs.append((namespace, name, _get(spec, "selector", dict, "$.spec", {}), spec))
+        # policy/v1: an empty selector matches every pod of the namespace, a missing one none.
+        selector = _get(spec, "selector", dict, "$.spec")
+        if selector is not None:
+            inputs.pdbs.append((namespace, name, selector, spec))
     elif kind == "HorizontalPodAutoscaler":
         spec = _get(obj, "spec", dict, "$", {})
         _get(spec, "scaleTargetRef", dict, "$.spec", required=True)
@@ -380,30 +387,43 @@ def _read_object(obj: dict, inputs: _Inputs) -> None:
         inputs.hpas.append((namespace, name, spec))
 
 
-def _select(workloads: list[Workload], services: list[Service], exposed: set[tuple[str, str]]) -> None:
-    """Services select workloads by pod-template labels, through an index so that matching stays linear."""
-    by_label: dict[tuple[str, str, str], list[Workload]] = {}
+_LabelIndex = dict[tuple[str, str, str | None], list[Workload]]
+
+
+def _label_index(workloads: list[Workload]) -> _LabelIndex:
+    """Workloads by (namespace, label, value), and by (namespace, "", None) all of a namespace: selectors match
+    through it so that matching stays linear in the number of objects."""
+    index: _LabelIndex = {}
     for workload in workloads:
+        index.setdefault((workload.namespace, "", None), []).append(workload)
         for key, value in workload.labels.items():
-            by_label.setdefault((workload.namespace, key, value), []).append(workload)
+            index.setdefault((workload.namespace, key, value), []).append(workload)
+    return index
+
+
+def _candidates(index: _LabelIndex, namespace: str, match_labels: dict[str, str]) -> list[Workload]:
+    """The workloads of a namespace that may match: those carrying the rarest of the selector's labels."""
+    lists = [index.get((namespace, k, v), []) for k, v in match_labels.items()] or [index.get((namespace, "", None), [])]
+    return min(lists, key=len)
+
+
+def _select(by_label: _LabelIndex, services: list[Service], exposed: set[tuple[str, str]]) -> None:
+    """Services select workloads by pod-template labels, in their own namespace."""
     for service in services:
         service.exposed = service.type in ("NodePort", "LoadBalancer") or (service.namespace, service.name) in exposed
         if not service.selector or service.type == "ExternalName":
             continue
-        candidate_lists = [by_label.get((service.namespace, k, v), ()) for k, v in service.selector.items()]
-        shortest = min(candidate_lists, key=len)
-        service.selects = [w for w in shortest if all(w.labels.get(k) == v for k, v in service.selector.items())]
+        candidates = _candidates(by_label, service.namespace, service.selector)
+        service.selects = [w for w in candidates if all(w.labels.get(k) == v for k, v in service.selector.items())]
         for workload in service.selects:
             workload.services.append(service)
 
 
-def _protect(workloads: list[Workload], inputs: _Inputs) -> None:
-    by_namespace: dict[str, list[Workload]] = {}
+def _protect(by_label: _LabelIndex, workloads: list[Workload], inputs: _Inputs) -> None:
     by_name = {(w.namespace, w.kind, w.name): w for w in workloads}
-    for workload in workloads:
-        by_namespace.setdefault(workload.namespace, []).append(workload)
     for namespace, name, selector, spec in sorted(inputs.pdbs, key=lambda p: (p[0], p[1])):
-        for workload in by_namespace.get(namespace, ()):
+        match_labels = selector.get("matchLabels") if isinstance(selector.get("matchLabels"), dict) else {}
+        for workload in _candidates(by_label, namespace, match_labels):
             if workload.pdb is None and workload.kind != "Pod" and selector_matches(selector, workload.labels):
                 workload.pdb = {"name": name, "spec": spec}
     for namespace, name, spec in sorted(inputs.hpas, key=lambda h: (h[0], h[1])):

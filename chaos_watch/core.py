@@ -210,6 +210,14 @@ def engine_violations(engine: Engine, policy: dict[str, Any]) -> list[tuple[str,
     return sorted(set(found), key=found.index)
 
 
+def steady_state_queries(engine: Engine) -> list[tuple[str, str, str, float]]:
+    """(name, query, operator, value) of the experiment's Prometheus steady-state checks, which must hold before
+    chaos; the k8s and http kinds are Litmus's probes to run (the runner's target check covers readiness)."""
+    checks = (engine.experiment or {}).get("steady_state") or []
+    return [(c["name"], c["query"], c["operator"], float(c["value"])) for c in checks
+            if isinstance(c, dict) and c.get("type") == "prometheus" and {"name", "query", "operator", "value"} <= set(c)]
+
+
 def compare(value: float, operator: str, limit: float) -> bool:
     """True when `value operator limit` holds, i.e. the threshold's abort condition is met."""
     return {

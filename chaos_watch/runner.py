@@ -485,24 +485,33 @@ class Runner:
         return ((workload or {}).get("spec") or {}).get("replicas", 1)
 
     def _check_thresholds(self, engine: core.Engine, check: Callable[[str, bool, str], None]) -> None:
-        if not engine.thresholds:
+        """Each abort query answers with exactly one series and is not breached yet; each Prometheus steady-state
+        check of the experiment holds. (name, query, operator, value, whether the condition must hold)."""
+        conditions = [(f"threshold-{t.name}", t.query, t.operator, t.value, False) for t in engine.thresholds]
+        conditions += [(f"steady-{name}", query, operator, value, True)
+                       for name, query, operator, value in core.steady_state_queries(engine)]
+        if not conditions:
             return
         if self.metrics is None:
             check("prometheus", False, "no Prometheus URL (--prometheus-url or PROMETHEUS_URL)")
             return
-        for threshold in engine.thresholds:
+        for name, query, operator, limit, must_hold in conditions:
             try:
-                values = self.metrics.query(threshold.query)
+                values = self.metrics.query(query)
             except MetricsUnavailable as e:
                 check("prometheus", False, str(e))
                 return
             if len(values) != 1:
-                check(f"threshold-{threshold.name}", False, f"query returns {len(values)} series, not exactly one")
-            elif not math.isnan(values[0]) and core.compare(values[0], threshold.operator, threshold.value):
-                check(f"threshold-{threshold.name}", False,
-                      f"already breached before chaos: {_number(values[0])} {threshold.operator} {_number(threshold.value)}")
+                check(name, False, f"query returns {len(values)} series, not exactly one")
+                continue
+            value = values[0]
+            holds = not math.isnan(value) and core.compare(value, operator, limit)
+            condition = f"{_number(value)} {operator} {_number(limit)}"
+            if holds != must_hold:
+                check(name, False, f"steady state does not hold: not {condition}" if must_hold
+                      else f"already breached before chaos: {condition}")
             else:
-                check(f"threshold-{threshold.name}", True, f"one series, value {_number(values[0])}")
+                check(name, True, f"one series, value {_number(value)}")
 
     # -- progress ------------------------------------------------------------------------------------------------
 

@@ -129,19 +129,25 @@ def _nesting_bound(text: str) -> int:
 
 def _check_alias_expansion(root: yaml.Node, source: str) -> None:
     sizes: dict[int, int] = {}
+    # Nodes whose children are being sized: meeting one again means an alias inside its own anchor (`&a [*a]`).
+    open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, children_done = stack.pop()
         if id(node) in sizes:
             continue
+        if id(node) in open_nodes and not children_done:
+            raise InputRejected("YAML alias refers to its own anchor (a recursive structure)", source)
         children = _children(node)
         if children_done or not children:
+            open_nodes.discard(id(node))
             sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
             if sizes[id(node)] > MAX_ALIAS_EXPANSION:
                 raise InputRejected(
                     f"YAML aliases expand to more than {MAX_ALIAS_EXPANSION:,} nodes (alias bomb?)", source
                 )
             continue
+        open_nodes.add(id(node))
         stack.append((node, True))
         stack.extend((child, False) for child in children if id(child) not in sizes)
 

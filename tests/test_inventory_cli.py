@@ -95,6 +95,8 @@ BAD_INPUTS = {
     "latin1.yaml": "kind: Caf\xe9\n".encode("latin-1"),
     "alias-bomb.yaml": (b"a: &a [x,x,x,x,x,x,x,x,x]\n" + b"".join(
         f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n".encode() for p, c in zip("abcdefgh", "bcdefghi"))),
+    "recursive-alias.yaml": b"--- &a\n- *a\n",
+    "recursive-alias-in-object.yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata: &m {name: x, loop: *m}\n",
     "deep.json": b"[" * 50000 + b"]" * 50000,
     "deep.yaml": b"a:\n" + b"".join(b" " * i + b"- \n" for i in range(1, 3000)),
     "strings.yaml": b"- one\n- two\n",

@@ -1,7 +1,7 @@
 """The manifests in k8s/: well-formed, pinned, self-consistent, and the demo app's secret never leaves ChaosGen.
 
-Server-side validation of the same files against a real apiserver lives with the sandbox tests; these checks need
-no cluster.
+Server-side validation of the same files against a real apiserver lives in tests/test_sandbox.py; these checks
+need no cluster.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import json
 import re
 import shlex
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import yaml
+from conftest import REPO, run
 
-REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "k8s"
 MANIFESTS = sorted(K8S.glob("*.yaml"))
 APP = K8S / "3tier-app.yaml"
@@ -29,7 +28,7 @@ APP_NAMESPACE = "shop"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume",
                   "StorageClass", "PriorityClass", "IngressClass"}
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
-TIER_OF_COMPONENT = {"frontend": "frontend", "backend": "backend", "database": "database"}
+APP_TIERS = {"frontend", "backend", "database"}
 PINNED_IMAGE = re.compile(r"^[a-z0-9.\-/:]+:(?!latest$)[A-Za-z0-9._-]+$")
 
 
@@ -90,9 +89,9 @@ def secret_values(path: Path) -> list[str]:
     return [value for doc in load(path) if doc["kind"] == "Secret" for value in doc.get("stringData", {}).values()]
 
 
-def run_shell(command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120,
-                          cwd=REPO)
+def assert_no_secret(stdout: bytes, stderr: bytes) -> None:
+    for value in secret_values(APP):
+        assert value.encode() not in stdout and value.encode() not in stderr, "the demo Secret's value leaked"
 
 
 def test_k8s_dir_holds_the_three_manifests() -> None:
@@ -143,7 +142,8 @@ def test_app_objects_carry_name_component_and_tier() -> None:
         labels = doc["metadata"].get("labels", {})
         where = f"{doc['kind']}/{doc['metadata']['name']}"
         assert labels.get("app.kubernetes.io/name"), where
-        assert labels.get("tier") == TIER_OF_COMPONENT[labels.get("app.kubernetes.io/component")], where
+        assert labels.get("tier") in APP_TIERS, where
+        assert labels["app.kubernetes.io/component"] == labels["tier"], where
         assert doc["metadata"]["namespace"] == APP_NAMESPACE, where
     for workload, template in pod_specs(load(APP)):
         assert template["metadata"]["labels"]["tier"] == workload["metadata"]["labels"]["tier"]
@@ -299,24 +299,22 @@ def test_app_secret_is_fake_and_distinctive() -> None:
 @pytest.mark.parametrize("output_format", ["json", "dot", "mermaid"])
 def test_app_secret_never_appears_in_inventory_output(output_format: str) -> None:
     assert shutil.which("chaos-inventory"), "chaos-inventory is not installed (pip install -e .)"
-    result = run_shell(f"chaos-inventory -f {shlex.quote(str(APP))} --format {output_format}")
-    assert result.returncode == 0, result.stderr
+    result = run(f"chaos-inventory -f {shlex.quote(str(APP))} --format {output_format}")
+    assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.strip()
-    for value in secret_values(APP):
-        assert value not in result.stdout and value not in result.stderr
+    assert_no_secret(result.stdout, result.stderr)
 
 
 def test_app_pipeline_sees_the_tiers_and_never_leaks_the_secret() -> None:
     for tool in ("chaos-inventory", "chaos-suggest", "chaos-litmus"):
         assert shutil.which(tool), f"{tool} is not installed (pip install -e .)"
     app = shlex.quote(str(APP))
-    topology = run_shell(f"chaos-inventory -f {app}")
-    assert topology.returncode == 0, topology.stderr
+    topology = run(f"chaos-inventory -f {app}")
+    assert topology.returncode == 0, topology.stderr.decode()
     edges = {(edge["from"], edge["to"]) for edge in json.loads(topology.stdout)["dependencies"]}
     assert ("shop/Deployment/frontend", "shop/Deployment/api") in edges
     assert ("shop/Deployment/api", "shop/StatefulSet/postgres") in edges
-    pipeline = run_shell(f"chaos-inventory -f {app} -v | chaos-suggest -n 3 -v | chaos-litmus -v")
-    assert pipeline.returncode == 0, pipeline.stderr
-    assert pipeline.stdout.count("kind: ChaosEngine") == 3
-    for value in secret_values(APP):
-        assert value not in pipeline.stdout and value not in pipeline.stderr
+    pipeline = run(f"chaos-inventory -f {app} -v | chaos-suggest -n 3 -v | chaos-litmus -v")
+    assert pipeline.returncode == 0, pipeline.stderr.decode()
+    assert pipeline.stdout.count(b"kind: ChaosEngine") == 3
+    assert_no_secret(pipeline.stdout, pipeline.stderr)

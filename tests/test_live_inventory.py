@@ -194,3 +194,17 @@ def test_bad_kubeconfig_exits_4(sandbox: Sandbox, tmp_path: Path, content: str |
 def test_all_namespaces_with_a_namespace_is_a_usage_error(sandbox: Sandbox) -> None:
     result = shell("chaos-inventory -A -n shop", sandbox.env())
     assert result.returncode == 2 and result.stdout == ""
+
+
+def test_selector_and_namespace_flags_narrow_what_is_read(apps: Sandbox) -> None:
+    selected = shell("chaos-inventory -n sock-shop -n shop -l name=carts", apps.env())
+    assert selected.returncode == 0, selected.stderr
+    topology = json.loads(selected.stdout)
+    assert [w["id"] for w in topology["workloads"]] == ["sock-shop/Deployment/carts"]
+    assert [s["id"] for s in topology["services"]] == ["sock-shop/Service/carts"]
+    assert topology["workloads"][0]["runtime"]["ready_replicas"] == 1
+
+    excluded = shell("chaos-inventory -A --exclude-namespace sock-shop --exclude-namespace default", apps.env())
+    assert excluded.returncode == 0, excluded.stderr
+    assert {w["namespace"] for w in json.loads(excluded.stdout)["workloads"]} >= {"shop"}
+    assert "sock-shop" not in {w["namespace"] for w in json.loads(excluded.stdout)["workloads"]}

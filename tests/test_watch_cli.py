@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import GOLDEN, REPO, assert_golden
 from tests.sandbox import watch_app
 
-REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "tests" / "schema_examples" / "RunResult"
-GOLDEN = REPO / "tests" / "golden" / "report"
 
 
 def sh(command: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -119,11 +118,7 @@ def test_report_renders_run_results_from_files_and_stdin() -> None:
     completed = sh(" ".join(["chaos-report", *map(str, valid)]))
     assert completed.returncode == 0, completed.stderr
     assert completed.stderr == ""
-    golden = GOLDEN / "examples.md"
-    if os.environ.get("CHAOSGEN_UPDATE_GOLDEN"):
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(completed.stdout)
-    assert completed.stdout == golden.read_text()
+    assert_golden(completed.stdout, GOLDEN / "report" / "examples.md")
     assert "## Root-cause analysis" in completed.stdout
     piped = sh(f"cat {valid[0]} | chaos-report")
     assert piped.returncode == 0 and "db-pod-delete" in piped.stdout

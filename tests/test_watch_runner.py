@@ -4,6 +4,7 @@ preflight, the journal written before each create, and leftovers stopped by clea
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -190,3 +191,15 @@ def test_an_interrupt_stops_the_running_engine_and_skips_the_rest() -> None:
     assert first.abort["by"] == "signal" and first.abort["reason"] == "interrupted by SIGTERM"
     assert cluster.stops == ["web-pod-delete"]
     assert core.decide(second) == ("skipped", "not started: interrupted by SIGTERM")
+
+
+def test_a_prometheus_steady_state_check_that_does_not_hold_skips_the_experiment() -> None:
+    manifest = watch_app.engine("web-pod-delete", "web")
+    annotations = manifest["metadata"]["annotations"]
+    experiment = json.loads(annotations["chaosgen.dev/experiment"])
+    experiment["steady_state"] = [{"name": "web-ready", "type": "prometheus", "query": "ready", "operator": ">=", "value": 3}]
+    annotations["chaosgen.dev/experiment"] = json.dumps(experiment)
+    engine = core.parse_engines([manifest], "test")[0]
+    runner = Runner(FakeCluster(), ScriptedMetrics(0.0), ListJournal(), dict(DEFAULT_POLICY), Settings(), emit=lambda e: None)
+    observation = runner.run([engine], [])[0]
+    assert core.decide(observation) == ("skipped", "preflight steady-web-ready failed: steady state does not hold: not 0 >= 3")

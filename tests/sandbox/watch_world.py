@@ -74,8 +74,13 @@ class World:
 def open_world(sandbox: Sandbox, tmp: Path) -> World:
     """Install the CRDs and the app, start simulator, Prometheus and runner; return once metrics flow."""
     sandbox.apply(LITMUS_CRDS, extra=("--server-side",))
-    sandbox.run_kubectl("wait", "--for=condition=Established", "crd/chaosengines.litmuschaos.io",
-                        "crd/chaosresults.litmuschaos.io", "crd/chaosexperiments.litmuschaos.io", "--timeout=30s")
+    crds = ("crd/chaosengines.litmuschaos.io", "crd/chaosresults.litmuschaos.io", "crd/chaosexperiments.litmuschaos.io")
+    deadline = time.monotonic() + 30
+    # kubectl wait fails outright while a new CRD has no status.conditions yet, so it is retried until Established.
+    while sandbox.run_kubectl("wait", "--for=condition=Established", *crds, "--timeout=10s", check=False).returncode:
+        if time.monotonic() > deadline:
+            raise AssertionError("the Litmus CRDs did not become Established within 30s")
+        time.sleep(0.2)
     sandbox.apply("\n---\n".join(json.dumps(o) for o in watch_app.manifests(NAMESPACE, ready_delay=1.0)))
     sim = TrafficSim(str(sandbox.admin_kubeconfig), watch_app.topology(NAMESPACE)).start()
     prometheus = prom.start([sim.address])
