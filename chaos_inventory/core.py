@@ -46,6 +46,9 @@ _HARD_SCHEMES = frozenset({
     "redis", "rediss", "memcached", "amqp", "amqps", "kafka", "nats", "cassandra", "jdbc:postgresql", "jdbc:mysql",
     "jdbc:mariadb", "jdbc:sqlserver", "jdbc:oracle",
 })
+ENV, COMMAND, COMMAND_CONTEXT, FILE = "env", "command", "command-context", "file"
+# How much a bare Service name is worth where it appears without a host-like key; elsewhere it is no evidence.
+_BARE_CONFIDENCE = {ENV: 0.6, COMMAND_CONTEXT: 0.8}
 _CONFIG_FILE_ADDRESS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>;,]+|\b[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*:[0-9]{2,5}\b")
 
 
@@ -451,18 +454,14 @@ def _dependencies(workloads: list[Workload], inputs: _Inputs) -> dict[tuple, _Ed
     edges: dict[tuple, _Edge] = {}
     config_file_cache: dict[tuple[str, str], list[tuple[str, HostRef]]] = {}
     for workload in workloads:
-        for ref, evidence, bare_confidence in _references(workload, inputs, config_file_cache):
-            _add_edges(edges, workload, ref, evidence, bare_confidence, inputs.services)
+        for ref, evidence, origin in _references(workload, inputs, config_file_cache):
+            _add_edges(edges, workload, ref, evidence, origin, inputs.services)
     return edges
 
 
-def _references(
-    workload: Workload, inputs: _Inputs, config_file_cache: dict,
-) -> Iterable[tuple[HostRef, str, float]]:
-    """(host, evidence field, confidence of a bare-name match) for every host a workload's pod spec names.
-
-    A bare-name confidence of 0 means a bare word there is not evidence (args outside a host-taking context).
-    """
+def _references(workload: Workload, inputs: _Inputs, config_file_cache: dict) -> Iterable[tuple[HostRef, str, str]]:
+    """(host, evidence field, origin) for every host a workload's pod spec names; origin is one of ENV, COMMAND,
+    COMMAND_CONTEXT (after a host-taking program or flag) and FILE (a mounted ConfigMap)."""
     namespace = workload.namespace
     for container in workload.containers:
         evidence = container.evidence_path
@@ -473,7 +472,7 @@ def _references(
             field_path = f"{evidence}.env[{key}]"
             if "value" in item:
                 for ref in hosts_in_value(_scalar_text(item["value"]), key):
-                    yield ref, field_path, 0.6
+                    yield ref, field_path, ENV
                 continue
             ref_spec = (item.get("valueFrom") or {}).get("configMapKeyRef")
             if isinstance(ref_spec, dict) and isinstance(ref_spec.get("name"), str):
@@ -482,7 +481,7 @@ def _references(
                 if isinstance(config_key, str) and config_key in data:
                     ref_path = f"{field_path}.valueFrom.configMapKeyRef[{ref_spec['name']}].{config_key}"
                     for ref in hosts_in_value(data[config_key], key):
-                        yield ref, ref_path, 0.6
+                        yield ref, ref_path, ENV
         for item in container.env_from:
             ref_spec = item.get("configMapRef")
             if not isinstance(ref_spec, dict) or not isinstance(ref_spec.get("name"), str):
@@ -491,17 +490,17 @@ def _references(
             for config_key, value in sorted(inputs.configmaps.get((namespace, ref_spec["name"]), {}).items()):
                 if not is_secret_name(config_key):
                     for ref in hosts_in_value(value, prefix + config_key):
-                        yield ref, f"{evidence}.envFrom[configmap {ref_spec['name']}].{config_key}", 0.6
+                        yield ref, f"{evidence}.envFrom[configmap {ref_spec['name']}].{config_key}", ENV
         yield from _command_references(container)
     for volume in workload.volumes:
         config_map = volume.get("configMap")
         if isinstance(config_map, dict) and isinstance(config_map.get("name"), str):
             volume_path = f"{workload.evidence_base}.volumes[{volume.get('name')}].configMap[{config_map['name']}]"
             for config_key, ref in _config_file_hosts(namespace, config_map["name"], inputs, config_file_cache):
-                yield ref, f"{volume_path}.{config_key}", 0.0
+                yield ref, f"{volume_path}.{config_key}", FILE
 
 
-def _command_references(container: Container) -> Iterable[tuple[HostRef, str, float]]:
+def _command_references(container: Container) -> Iterable[tuple[HostRef, str, str]]:
     """Hosts in command and args; a bare word counts only after a host-taking program or flag (nc -z db 5432)."""
     for section, words in container.command_words.items():
         in_host_context, flag_key = False, None
@@ -511,7 +510,7 @@ def _command_references(container: Container) -> Iterable[tuple[HostRef, str, fl
                     in_host_context, flag_key = False, None
                     continue
                 for ref in hosts_in_token(token, flag_key):
-                    yield ref, f"{container.evidence_path}.{section}[{index}]", 0.8 if in_host_context or ref.hinted else 0.0
+                    yield ref, f"{container.evidence_path}.{section}[{index}]", COMMAND_CONTEXT if in_host_context else COMMAND
                 lowered = token.lower()
                 in_host_context = lowered in HOST_TAKING_WORDS or (in_host_context and lowered.startswith("-"))
                 flag_key = normalise_key(token) if token.startswith("-") and "=" not in token else None
@@ -533,41 +532,45 @@ def _config_file_hosts(
 
 
 def _add_edges(
-    edges: dict[tuple, _Edge], workload: Workload, ref: HostRef, evidence: str, bare_confidence: float,
+    edges: dict[tuple, _Edge], workload: Workload, ref: HostRef, evidence: str, origin: str,
     services: dict[tuple[str, str], Service],
 ) -> None:
-    """Resolve one named host to Service-selected workloads, or to an external host, and record the edges."""
+    """Resolve one named host to Service-selected workloads, or to an external host, and record the edges.
+
+    A bare word is evidence only when it is a Service's name where names are expected (env values, after
+    `nc`/`-h`...) or when its key says it holds a host; files only yield URLs and host:port of known Services."""
     host = ref.host
-    if is_local(host) or ref.excluded_key:
+    if is_local(host) or ref.excluded_key or (ref.key and is_secret_name(ref.key)):
         return
     labels = host.split(".")
-    cluster_name = len(labels) >= 3 and labels[2] == "svc"
+    cluster_name = len(labels) >= 3 and "svc" in labels[2:4]
     if len(labels) == 1:
         service = services.get((workload.namespace, host))
-    elif len(labels) == 2 or cluster_name:
+    elif len(labels) == 2 or (cluster_name and labels[2] == "svc"):
         service = services.get((labels[1], labels[0]))
+    elif cluster_name:
+        # A StatefulSet pod behind its headless Service: <pod>.<service>.<namespace>.svc...
+        service = services.get((labels[2], labels[1]))
     else:
         service = None
     bare = len(labels) == 1 and not ref.scheme and not ref.port
-    from_config_file = bare_confidence == 0.0 and not ref.hinted
-    if bare and host in NOT_HOSTS:
+    if bare and (host in NOT_HOSTS or not ref.hinted and (origin not in _BARE_CONFIDENCE or service is None)):
         return
-    if service is not None:
-        if bare and (bare_confidence == 0.0 and not ref.hinted):
-            return
-        confidence = 0.9 if ref.hinted and bare else bare_confidence if bare else 0.95
-        if from_config_file and not bare:
-            confidence = 0.7
-        targets: list[tuple[str, Workload | None, Service]] = [(w.id, w, service) for w in service.selects]
+    if service is None and (origin == FILE or not (cluster_name or ref.host_shaped or ref.hinted)):
+        return
+    if service is None:
+        confidence = 0.6 if bare else 0.9
+        targets: list[tuple[str, Workload | None, Service | None]] = [(host, None, None)]
+    else:
+        if bare:
+            confidence = 0.9 if ref.hinted else _BARE_CONFIDENCE[origin]
+        else:
+            confidence = 0.7 if origin == FILE else 0.95
+        targets = [(w.id, w, service) for w in service.selects]
         if service.external_name:
             targets = [(service.external_name, None, service)]
         elif not targets:
             targets = [(host, None, service)]
-    else:
-        if from_config_file or not (cluster_name or ref.host_shaped or (ref.hinted and bare)):
-            return
-        confidence = 0.9 if not bare else 0.6
-        targets = [(host, None, None)]
     port = ref.port
     if port is None and service is not None and len(service.ports) == 1:
         port = service.ports[0]["port"]
@@ -707,7 +710,7 @@ def _tier_votes(workload: Workload, callers: int, calls: bool) -> list[tuple[int
         what = f"called by {callers} workload{'s' if callers != 1 else ''}" if callers else "calls other workloads"
         votes.append((30, "backend", f"{what} in the dependency graph"))
     if workload.kind in ("Job", "CronJob", "DaemonSet"):
-        votes.append((20, "other", f"a {workload.kind}"))
+        votes.append((32, "other", f"a {workload.kind}, not a long-running service"))
     elif workload.services or any(c.ports for c in workload.app_containers):
         votes.append((20, "backend", "serves traffic inside the cluster"))
     else:

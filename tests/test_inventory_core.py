@@ -86,7 +86,7 @@ def test_service_types_and_exposure():
 @pytest.mark.parametrize("value", [
     "db", "db:5432", "db.app", "db.app.svc", "db.app.svc.cluster.local", "db.app.svc.cluster.local:5432",
     "postgres://user:pa55@db:5432/shop", "jdbc:postgresql://db:5432/shop", "host=db port=5432 dbname=shop",
-    "user:pass@tcp(db:3306)/shop", "cache:6379,db:5432",
+    "user:pass@tcp(db:3306)/shop", "cache:6379,db:5432", "db-0.db.app.svc.cluster.local:5432",
 ])
 def test_every_way_of_naming_a_service_gives_an_edge(value):
     result = topology(deployment("api", env=env(DB_HOST=value)), deployment("db"), service("db"),
@@ -312,3 +312,14 @@ def test_same_objects_in_any_order_give_the_same_topology():
         shuffled = objects[:]
         random.Random(seed).shuffle(shuffled)
         assert json.dumps(topology(*shuffled)) == expected
+
+
+def test_args_name_hosts_in_urls_flags_and_after_host_taking_programs_only():
+    api = deployment("api", container={
+        "command": ["/app", "db"],
+        "args": ["--payments=https://pay.example.com/v1", "--cache-host", "cache", "--mode", "db"],
+    })
+    result = topology(api, *(x for name in ("db", "cache") for x in (deployment(name), service(name))))
+    assert edges(result) == {("api", "pay.example.com"), ("api", "cache")}
+    assert {d["to"]: d["evidence"] for d in result["dependencies"]}["pay.example.com"] == [
+        "spec.template.spec.containers[api].args[0]"]

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import requests
+import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -39,6 +40,25 @@ log = logging.getLogger("litmus-runner")
 GROUP, VERSION = "litmuschaos.io", "v1alpha1"
 SUPPORTED = ("pod-delete", "pod-autoscaler", "node-drain")
 SCALABLE = {"deployment": "deployment", "statefulset": "stateful_set"}
+
+
+RETRY_SECONDS = 60.0
+
+
+def retrying(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """call(*args, **kwargs), retried while the apiserver is unreachable or answers 5xx (a restart), up to a minute;
+    Litmus's runner rides out apiserver restarts the same way through client-go's retries."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except ApiException as e:
+            if e.status is not None and e.status < 500 or time.monotonic() > deadline:
+                raise
+        except (urllib3.exceptions.HTTPError, OSError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.3)
 
 
 def now_stamp() -> str:
@@ -174,7 +194,7 @@ class Run:
         return self.stop.wait(max(0.0, seconds))
 
     def target_pods(self) -> list[Any]:
-        pods = self.runner.core.list_namespaced_pod(self.app_namespace, label_selector=self.app_label).items
+        pods = retrying(self.runner.core.list_namespaced_pod, self.app_namespace, label_selector=self.app_label).items
         return [p for p in pods if p.metadata.deletion_timestamp is None]
 
     def pod_delete(self, duration: float) -> None:
@@ -187,8 +207,8 @@ class Run:
                 for pod in random.sample(pods, pods_to_kill(len(pods), self.env.get("PODS_AFFECTED_PERC", ""))):
                     log.info("deleting pod %s/%s", self.app_namespace, pod.metadata.name)
                     try:
-                        self.runner.core.delete_namespaced_pod(pod.metadata.name, self.app_namespace,
-                                                               grace_period_seconds=0 if force else None)
+                        retrying(self.runner.core.delete_namespaced_pod, pod.metadata.name, self.app_namespace,
+                                 grace_period_seconds=0 if force else None)
                     except ApiException as e:
                         if e.status != 404:
                             raise
@@ -375,7 +395,8 @@ class LitmusRunner:
 
     def patch_engine_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
-            self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "chaosengines", name, {"status": status})
+            retrying(self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, "chaosengines", name,
+                     {"status": status})
         except ApiException as e:
             if e.status != 404:  # deleted meanwhile
                 raise
@@ -386,11 +407,12 @@ class LitmusRunner:
                              "labels": {"chaosUID": engine, "name": name, "app.kubernetes.io/part-of": "litmus"}},
                 "spec": {"engine": engine, "experiment": experiment}, "status": status}
         try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "chaosresults", body)
+            retrying(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, "chaosresults", body)
         except ApiException as e:
             if e.status != 409:
                 raise
-            self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, "chaosresults", name, {"status": status})
+            retrying(self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace, "chaosresults", name,
+                     {"status": status})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,11 +5,14 @@ Litmus-compatible runner. open_world() sets it all up; World.close() takes it do
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 import yaml
 
 from tests.sandbox import prometheus as prom
@@ -69,6 +72,35 @@ class World:
                 return json.loads(found.stdout)
             time.sleep(0.2)
         raise AssertionError(f"engine {name} not {status} after {timeout}s")
+
+
+def restart_apiserver(sandbox: Sandbox, down_seconds: float = 2.0) -> None:
+    """Stop the sandbox's kube-apiserver (SIGTERM, by its PID) and start it again with the very same command line,
+    recording the new PID so that sandbox.stop() still stops exactly what runs. Returns once /readyz answers."""
+    pid = sandbox.pids["kube-apiserver"]
+    argv = [arg.decode() for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if arg]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    time.sleep(down_seconds)
+    with open(sandbox.data_dir / "logs" / "kube-apiserver.log", "ab") as log:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, cwd=sandbox.data_dir)
+    sandbox.pids["kube-apiserver"] = process.pid
+    http = sandbox.session()
+    while time.monotonic() < deadline + 30:
+        try:
+            if http.get(f"{sandbox.server}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("kube-apiserver did not come back within 30s of its restart")
 
 
 def open_world(sandbox: Sandbox, tmp: Path) -> World:
