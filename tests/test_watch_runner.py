@@ -57,7 +57,7 @@ class FakeCluster:
         return obj
 
     def _finish(self, key: tuple[str, str, str]) -> None:
-        if (self.objects[key].get("status") or {}).get("engineStatus") == "initialized":
+        if ((self.objects.get(key) or {}).get("status") or {}).get("engineStatus") == "initialized":
             self._status(key, "completed")
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:

@@ -278,6 +278,7 @@ class _Launcher:
         self.sandbox = sandbox
         self.logs = sandbox.data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.processes: dict[str, subprocess.Popen] = {}
 
     def spawn(self, component: str, *args: str) -> None:
         binary = self.sandbox.bin_dir / COMPONENTS[component]
@@ -288,6 +289,7 @@ class _Launcher:
                 start_new_session=True, cwd=self.sandbox.data_dir,
             )
         self.sandbox.pids[component] = process.pid
+        self.processes[component] = process
 
     def wait(self, what: str, ready, timeout: float = START_TIMEOUT) -> None:
         """Poll ready() until it is true; fail early, with the log's tail, if a component we started has died."""
@@ -299,9 +301,11 @@ class _Launcher:
                     return
             except (requests.RequestException, KeyError, ValueError) as e:
                 last_error = f"{type(e).__name__}: {e}"
-            for component, pid in self.sandbox.pids.items():
-                if not _is_ours(pid, self.sandbox.bin_dir / COMPONENTS[component]):
-                    raise SandboxError(f"{component} exited while waiting for {what}:\n{self.tail(component)}")
+            for component, process in self.processes.items():
+                if process.poll() is not None:
+                    code = process.returncode
+                    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                    raise SandboxError(f"{component} {how} while waiting for {what}:\n{self.tail(component)}")
             time.sleep(0.1)
         logs = "\n".join(f"--- {c}.log\n{self.tail(c, 10)}" for c in self.sandbox.pids)
         raise SandboxError(f"timed out after {timeout:.0f} s waiting for {what} ({last_error[:300]})\n{logs}")
