@@ -51,7 +51,8 @@ _PROFILE = """
 import cProfile, sys
 from importlib.metadata import entry_points
 tool, stats_file, *args = sys.argv[1:]
-main = entry_points(group="console_scripts", name=tool)[0].load()
+(entry_point,) = entry_points(group="console_scripts", name=tool)
+main = entry_point.load()
 sys.argv = [tool, *args]
 profiler = cProfile.Profile()
 profiler.enable()
@@ -151,7 +152,7 @@ def profile(manifest: Path, work: Path, top: int) -> None:
 def slowest_imports(tool: str, top: int) -> str:
     """The modules that take longest to import when the tool's entry point loads."""
     load = ("from importlib.metadata import entry_points; "
-            f"entry_points(group='console_scripts', name={tool!r})[0].load()")
+            f"[entry_point.load() for entry_point in entry_points(group='console_scripts', name={tool!r})]")
     report = subprocess.run([sys.executable, "-X", "importtime", "-c", load], capture_output=True, text=True,
                             check=True).stderr
     rows = []  # (cumulative us, own us, depth, module)

@@ -52,6 +52,16 @@ def expand_paths(paths: tuple[str, ...] | list[str]) -> list[str]:
     return files
 
 
+# Kubernetes kinds that a manifest commonly carries beside its workloads: expected, so skipped without a warning
+# (-v lists them); any other kind the topology does not use is reported as unknown.
+UNUSED_BUILTIN_KINDS = frozenset({
+    "Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+    "PersistentVolumeClaim", "PersistentVolume", "StorageClass", "CustomResourceDefinition", "LimitRange",
+    "ResourceQuota", "PriorityClass", "EndpointSlice", "Endpoints", "IngressClass", "PodSecurityPolicy",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "APIService", "Event", "Lease",
+})
+
+
 def load_manifests(paths: tuple[str, ...] | list[str], default_namespace: str) -> Manifests:
     """Every object of a kind the topology uses, from every file, with namespaceless objects put in
     default_namespace (like kubectl -n). Secrets are dropped unread; other kinds are counted in a warning."""
@@ -68,7 +78,7 @@ def load_manifests(paths: tuple[str, ...] | list[str], default_namespace: str) -
             raise InputRejected("no Kubernetes object found (expected YAML or JSON objects with apiVersion and kind)", source)
     if ignored:
         kinds = ", ".join(f"{kind} ({count})" for kind, count in sorted(ignored.items()))
-        manifests.warnings.append(f"ignored objects of kinds the topology does not use: {kinds}")
+        manifests.warnings.append(f"ignored objects of unknown kinds: {kinds}")
     return manifests
 
 
@@ -97,7 +107,10 @@ def _collect(document: Any, origin: Origin, namespace: str, manifests: Manifests
         manifests.notes.append(f"skipped Secret {name if isinstance(name, str) else '(unnamed)'} without reading it")
         return 1
     if kind not in KNOWN_KINDS:
-        ignored[kind] = ignored.get(kind, 0) + 1
+        if kind in UNUSED_BUILTIN_KINDS:
+            manifests.notes.append(f"{where} at {origin.prefix}: {kind} is not part of the topology")
+        else:
+            ignored[kind] = ignored.get(kind, 0) + 1
         return 1
     metadata = document.get("metadata")
     if isinstance(metadata, dict) and metadata.get("namespace") is None:

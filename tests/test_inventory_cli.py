@@ -67,14 +67,21 @@ def test_default_namespace_flag_applies_to_namespaceless_objects_only():
     assert inventory(f"-n Not_Valid -f {APPS['bookinfo']}").returncode == 2
 
 
-def test_warnings_and_notes_go_to_stderr():
-    result = inventory(f"-v -f {SHOP}")
+def test_warnings_and_notes_go_to_stderr(tmp_path):
+    manifest = tmp_path / "with-unknown.yaml"
+    manifest.write_text((REPO / SHOP).read_text() + "\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n")
+    result = inventory(f"-v -f {manifest}")
     stderr = result.stderr.decode()
     assert result.returncode == 0
-    assert "WARNING: ignored objects of kinds the topology does not use: Namespace (1)" in stderr
+    assert "WARNING: ignored objects of unknown kinds: Widget (1)" in stderr
     assert "INFO: skipped Secret db-credentials without reading it" in stderr
-    assert json.loads(result.stdout)["metadata"]["warnings"] == [
-        "ignored objects of kinds the topology does not use: Namespace (1)"]
+    assert "Namespace is not part of the topology" in stderr and "WARNING: ignored objects of unknown kinds: Namespace" not in stderr
+    assert json.loads(result.stdout)["metadata"]["warnings"] == ["ignored objects of unknown kinds: Widget (1)"]
+
+
+def test_a_plain_manifest_runs_without_warnings():
+    result = inventory(f"-f {SHOP}")
+    assert result.returncode == 0 and result.stderr == b""
 
 
 def test_no_planted_secret_reaches_any_output():
