@@ -252,16 +252,15 @@ def _parse_service(obj: dict, namespace: str, name: str) -> Service:
         if port.get("name") is not None:
             record["name"] = _get(port, "name", str, path)
         record["port"] = number
-        target = port.get("targetPort")
-        if target is not None:
-            if isinstance(target, bool) or not isinstance(target, (int, str)):
-                raise MalformedObject(f"must be an integer or a string, got {_json_type(target)}", f"{path}.targetPort")
-            record["target_port"] = target
-        protocol = _get(port, "protocol", str, path)
-        if protocol is not None:
-            if protocol not in ("TCP", "UDP", "SCTP"):
-                raise MalformedObject(f"unknown protocol {protocol!r}", f"{path}.protocol")
-            record["protocol"] = protocol
+        # targetPort and protocol get the apiserver's defaults, so manifests and live clusters give the same record.
+        target = port.get("targetPort", number)
+        if isinstance(target, bool) or not isinstance(target, (int, str)):
+            raise MalformedObject(f"must be an integer or a string, got {_json_type(target)}", f"{path}.targetPort")
+        record["target_port"] = target
+        protocol = _get(port, "protocol", str, path) or "TCP"
+        if protocol not in ("TCP", "UDP", "SCTP"):
+            raise MalformedObject(f"unknown protocol {protocol!r}", f"{path}.protocol")
+        record["protocol"] = protocol
         ports.append(record)
     external_name = _get(spec, "externalName", str, "$.spec") if service_type == "ExternalName" else None
     return Service(
