@@ -24,6 +24,7 @@ import heapq
 import logging
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable
 
 from chaos_suggest import promql
@@ -186,9 +187,16 @@ FAILING_RISKS = ("not-ready", "no-ready-endpoints")
 
 
 def _matching_risks(workload: dict[str, Any], tokens: tuple[str, ...]) -> list[dict[str, Any]]:
-    if not (tokens and workload["risks"]):
+    risks = workload["risks"]
+    if not (tokens and risks):
         return []
-    return [risk for risk in workload["risks"] if any(token in risk["id"] for token in tokens)]
+    return [risks[position] for position in _matching_positions(tuple(risk["id"] for risk in risks), tokens)]
+
+
+@lru_cache(maxsize=4096)
+def _matching_positions(risk_ids: tuple[str, ...], tokens: tuple[str, ...]) -> tuple[int, ...]:
+    """Which of a workload's risks name a token: asked 13 times per workload, and most workloads share risk ids."""
+    return tuple(position for position, risk_id in enumerate(risk_ids) if any(token in risk_id for token in tokens))
 
 
 def _untargetable_reason(workload: dict[str, Any], policy: dict[str, Any]) -> str | None:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
+import marshal
+import os
+import re
 from functools import lru_cache
-from typing import Any, Callable
+from pathlib import Path
+from types import CodeType
+from typing import TYPE_CHECKING, Any, Callable
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-from referencing import Registry, Resource
 
 from chaosgen import API_VERSION
 from chaosgen.documents import iter_json_path
 from chaosgen.errors import InputRejected
 from chaosgen.resources import resource_dir
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
 
 SCHEMA_FILES = {
     "Topology": "topology.schema.json",
@@ -34,6 +42,9 @@ _ANNOTATIONS = frozenset({"$ref", "description", "title", "$comment", "examples"
 
 @lru_cache(maxsize=None)
 def _registry() -> Registry:
+    # jsonschema and referencing take ~0.14 s to import: only an invalid document or the LLM repair round needs them.
+    from referencing import Registry, Resource
+
     resources = []
     for path in sorted(resource_dir("schemas").glob("*.schema.json")):
         contents = json.loads(path.read_text(encoding="utf-8"))
@@ -46,24 +57,98 @@ def _registry() -> Registry:
 @lru_cache(maxsize=None)
 def validator(kind: str) -> Draft202012Validator:
     """A cached validator for one document kind."""
+    from jsonschema import Draft202012Validator
+
     if kind not in SCHEMA_FILES:
         raise KeyError(f"no schema for kind {kind!r}")
     schema = _registry().get_or_retrieve(SCHEMA_FILES[kind]).value.contents
     return Draft202012Validator(schema, registry=_registry())
 
 
+def passes_fast_check(document: Any, schema_file: str) -> bool:
+    """True when the compiled validator of a file in schemas/ accepts the document; False means "ask jsonschema"
+    (it names the error, and decides where the two could differ)."""
+    fast = fast_validator_of(schema_file)
+    if fast is None:
+        return False
+    try:
+        fast(document)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
 @lru_cache(maxsize=None)
-def _fast_validator(kind: str) -> Callable[[Any], Any] | None:
+def fast_validator_of(schema_file: str) -> Callable[[Any], Any] | None:
     """A compiled validator that answers "valid?" some 20x faster than jsonschema on large documents (a
     5,000-workload Topology); None when the schemas use keywords it would not check. Only a pass is trusted."""
-    schemas = {}
-    for path in resource_dir("schemas").glob("*.schema.json"):
-        contents = json.loads(path.read_text(encoding="utf-8"))
-        schemas[contents["$id"]] = contents
-    if any(_beyond_draft7(schema) for schema in schemas.values()):
+    files = {path.name: path.read_bytes() for path in sorted(resource_dir("schemas").glob("*.schema.json"))}
+    store = hashlib.sha256(b"\0".join([fastjsonschema.VERSION.encode(), importlib.util.MAGIC_NUMBER,
+                                        _UNNAMED_REF_CALL.pattern.encode(), schema_file.encode()]))
+    for name, text in files.items():
+        store.update(b"\0" + name.encode() + b"\0" + text)
+    path = _code_cache_dir() / f"{store.hexdigest()}.bin"
+    cached = _read_verified(path)
+    if cached is None:
+        schemas = {}
+        for text in files.values():
+            contents = json.loads(text)
+            schemas[contents["$id"]] = contents
+        if any(_beyond_draft7(schema) for schema in schemas.values()):
+            return None
+        code = _UNNAMED_REF_CALL.sub(r"\1None)", fastjsonschema.compile_to_code(
+            json.loads(files[schema_file]), handlers={"https": schemas.__getitem__}, use_default=False
+        ))
+        # fastjsonschema writes the root schema's function first, then those of the $refs it reaches.
+        cached = (_ROOT_FUNCTION.search(code).group(1), compile(code, f"<validator of {schema_file}>", "exec"))  # type: ignore[union-attr]
+        _write_verified(path, cached)
+    root_function, bytecode = cached
+    namespace: dict[str, Any] = {}
+    exec(bytecode, namespace)  # noqa: S102 - generated from our own schemas
+    return namespace[root_function]
+
+
+_ROOT_FUNCTION = re.compile(r"^def (\w+)\(", re.MULTILINE)
+# Each call to a $ref's function formats the data's path for an error message (`.format(**locals())`), which is
+# half the validation time of a large Topology; only a pass is trusted, so the calls pass no path instead.
+_UNNAMED_REF_CALL = re.compile(
+    r'(\bvalidate_\w+\(\w+, custom_formats, )\(name_prefix or "data"\) \+ "[^"\n]*"\.format\(\*\*locals\(\)\)\)'
+)
+
+
+def _code_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/chaosgen/schema-code: generating and compiling a validator costs 0.1-0.3 s per process,
+    loading it a few milliseconds."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "chaosgen" / "schema-code"
+
+
+def _read_verified(path: Path) -> tuple[str, CodeType] | None:
+    """The cached (root function name, bytecode), or None when the file is missing or does not start with the
+    sha256 of the rest: only a file written whole by _write_verified is trusted."""
+    try:
+        data = path.read_bytes()
+    except OSError:
         return None
-    root = _registry().get_or_retrieve(SCHEMA_FILES[kind]).value.contents
-    return fastjsonschema.compile(root, handlers={"https": schemas.__getitem__}, use_default=False)
+    digest, payload = data[:32], data[32:]
+    if hashlib.sha256(payload).digest() != digest:
+        return None
+    try:
+        root_function, bytecode = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    return root_function, bytecode
+
+
+def _write_verified(path: Path, cached: tuple[str, CodeType]) -> None:
+    """Write atomically (a concurrent stage reads the old file or the new one); a read-only home is fine."""
+    payload = marshal.dumps(cached)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(hashlib.sha256(payload).digest() + payload)
+        temporary.replace(path)
+    except OSError:
+        pass
 
 
 def _beyond_draft7(node: Any) -> bool:
@@ -99,16 +184,14 @@ def check_kind(document: Any, expected: str | tuple[str, ...], tool: str, source
 
 def validate(document: Any, kind: str, source: str) -> None:
     """Raise InputRejected naming the best-matching schema error and its JSON path, plus the others' paths."""
-    fast = _fast_validator(kind)
-    if fast is not None:
-        try:
-            fast(document)
-            return
-        except fastjsonschema.JsonSchemaException:
-            pass  # jsonschema decides, and names the error the way every stage reports it
+    if passes_fast_check(document, SCHEMA_FILES[kind]):
+        return
+    # jsonschema decides, and names the error the way every stage reports it.
     errors = list(validator(kind).iter_errors(document))
     if not errors:
         return
+    from jsonschema.exceptions import best_match
+
     best = best_match(errors)
     path = iter_json_path(best.absolute_path)
     message = best.message if len(best.message) <= 300 else best.message[:297] + "..."
