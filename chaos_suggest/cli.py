@@ -1,8 +1,9 @@
 """chaos-suggest: a Topology on stdin (or -f FILE) in, an ExperimentPlan on stdout.
 
-The experiments come from one place, the `experiments = ...` line in main(): today the built-in planner
-(chaos_suggest.core.plan_builtin); an LLM planner is chosen there by its own option and must return experiment
-dicts of the same schema, which core.assemble_plan then numbers and checks against the safety policy.
+The experiments come from one place, the `experiments = ...` lines in main(): the built-in planner
+(chaos_suggest.core.plan_builtin), or with --provider an LLM (chaos_suggest.llm.suggest.suggest_with_llm, which
+guards the model's answer and lets the built-in planner fill in); core.assemble_plan then numbers them and checks
+them against the safety policy.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import logging
 import click
 
 from chaos_suggest import core
+from chaos_suggest.llm.options import LLMOptions, llm_options
+from chaos_suggest.llm.providers import BUILTIN
 from chaosgen import __version__
 from chaosgen.boundary import read_document, stage_options, write_document
 from chaosgen.policy import load_policy
@@ -30,12 +33,20 @@ log = logging.getLogger(TOOL)
     "--policy", "policy_file", default=None,
     help="Safety policy (YAML or JSON, kind SafetyPolicy) merged over the defaults.",
 )
+@llm_options
 @stage_options(TOOL)
-def main(filename: str, count: int, policy_file: str | None) -> None:
+def main(filename: str, count: int, policy_file: str | None, llm: LLMOptions) -> None:
     """Propose ranked, policy-safe chaos experiments for the weak points of a Topology."""
     topology = read_document(filename, "Topology", TOOL)
     policy = load_policy(policy_file)
-    experiments = core.plan_builtin(topology, policy, count)
+    if llm.provider == BUILTIN:
+        experiments = core.plan_builtin(topology, policy, count)
+    else:
+        from chaos_suggest.llm.suggest import suggest_with_llm  # only here: the builtin path never loads it
+
+        experiments, warnings = suggest_with_llm(topology, policy, count, llm)
+        for warning in warnings:
+            log.warning(warning)
     plan = core.assemble_plan(topology, experiments, policy, f"{TOOL} {__version__}", requested=count)
     for warning in core.plan_warnings(plan):
         log.warning(warning)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run
 from fakes import PROTOCOLS, FakeLLMServer, Reply, answers
 
 KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
@@ -22,9 +23,11 @@ CLEARED = ("GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "CHAOSGEN_LLM_PROVIDER", 
 
 
 def shell(command: str, tmp_path: Path, **environment: str) -> subprocess.CompletedProcess[str]:
+    """The command in bash -o pipefail, in a clean LLM configuration and a cache of its own; output as text."""
     env = {key: value for key, value in os.environ.items() if key not in CLEARED}
     env.update(XDG_CACHE_HOME=str(tmp_path / "xdg-cache"), **environment)
-    return subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, env=env, timeout=300)
+    result = run(command, env=env)
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
 
 
 def suggest(protocol: str, server: FakeLLMServer, tmp_path: Path, flags: str = "", pipe: str = "") -> subprocess.CompletedProcess[str]:
@@ -65,7 +68,8 @@ def test_hostile_replies_reach_stderr_as_rules_and_never_stdout(protocol: str, t
         result = suggest(protocol, server, tmp_path)
     plan = plan_of(result)
     assert [e["generator"] for e in plan["experiments"]] == [f"llm:{protocol}/test-model", "builtin", "builtin"]
-    assert "kube-system" not in result.stdout and "cmdProbe" not in result.stdout and "checkout" not in result.stdout
+    experiments = json.dumps(plan["experiments"])  # (the plan's policy names kube-system, as denied)
+    assert "kube-system" not in experiments and "checkout" not in experiments and "cmdProbe" not in result.stdout
     for rule in hostile:
         assert re.search(rf"chaos-suggest: WARNING: dropped: .*rule {rule}:", result.stderr), rule
     for secret in answers.SECRET_VALUES:

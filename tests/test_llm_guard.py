@@ -27,9 +27,9 @@ from chaosgen.errors import UsageError
 from chaosgen.policy import load_policy
 from chaosgen.resources import resource_dir
 from chaosgen.schemas import validate
+from conftest import REPO
 from fakes import answers
 
-REPO = Path(__file__).resolve().parent.parent
 GENERATOR = "llm:openai/test-model"
 
 
