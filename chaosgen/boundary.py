@@ -109,7 +109,7 @@ def configure_logging(tool: str, verbose: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("urllib3", "kubernetes", "httpx", "httpcore", "openai", "anthropic", "google_genai"):
+    for noisy in ("urllib3", "kubernetes", "httpx", "httpx2", "httpcore", "httpcore2", "openai", "anthropic", "google_genai"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
