@@ -135,11 +135,20 @@ def _apply_namespaces(sandbox: Sandbox, manifests: list[Path]) -> None:
         sandbox.apply(yaml.safe_dump_all(namespaces))
 
 
+def _server_side_dry_run(sandbox: Sandbox, manifest: Path):
+    """kubectl apply --dry-run=server --server-side --validate=strict of a file.
+
+    Other tests of the session may already have applied the same objects for real (client-side); a dry run is about
+    whether the server accepts the objects, so field-ownership conflicts with that earlier apply are forced.
+    """
+    return sandbox.run_kubectl("apply", "--dry-run=server", "--server-side", "--force-conflicts",
+                               "--field-manager=chaosgen-test", "--validate=strict", "-f", str(manifest), check=False)
+
+
 @pytest.mark.parametrize("manifest", K8S_MANIFESTS, ids=lambda path: path.name)
 def test_k8s_manifests_pass_a_server_side_dry_run(sandbox: Sandbox, litmus_crds: None, manifest: Path) -> None:
     _apply_namespaces(sandbox, [manifest])
-    result = sandbox.run_kubectl("apply", "--dry-run=server", "--server-side", "--field-manager=chaosgen-test",
-                                 "--validate=strict", "-f", str(manifest), check=False)
+    result = _server_side_dry_run(sandbox, manifest)
     assert result.returncode == 0, result.stderr
 
 
@@ -159,8 +168,7 @@ def test_rendered_litmus_manifests_pass_a_server_side_dry_run(sandbox: Sandbox, 
         sandbox.run_kubectl("create", "namespace", namespace, check=False)
     output = tmp_path / "litmus.yaml"
     output.write_bytes(rendered.stdout)
-    result = sandbox.run_kubectl("apply", "--dry-run=server", "--server-side", "--field-manager=chaosgen-test",
-                                 "--validate=strict", "-f", str(output), check=False)
+    result = _server_side_dry_run(sandbox, output)
     assert result.returncode == 0, result.stderr
 
 
