@@ -20,6 +20,10 @@ from chaosgen.units import parse_duration
 ANNOTATION = "chaosgen.dev/"
 LITMUS_GROUP = "litmuschaos.io"
 VERDICTS = ("passed", "failed", "aborted", "skipped", "error")
+# Litmus failureOutput.errorCode values (litmus-go pkg/cerrors) of a run that never injected its fault: the
+# hypothesis was not tested, so the verdict is error, not failed.
+NOT_INJECTED_ERROR_CODES = frozenset({"TARGET_SELECTION_ERROR", "HELPER_ERROR", "HELPER_POD_FAILED_ERROR",
+                                      "CONTAINER_RUNTIME_ERROR", "CHAOS_INJECT_ERROR"})
 # Kubernetes writes object timestamps with whole seconds; a watch event received within this long after one is
 # taken as the moment it happened (sub-second), a later one (a lagging or resumed watch) falls back to the stamp.
 STAMP_RESOLUTION = 1.0
@@ -376,6 +380,7 @@ def summarize_chaos_result(result: dict[str, Any] | None) -> dict[str, Any] | No
         "verdict": experiment.get("verdict"),
         "probe_success_percentage": probe_success,
         "failed_step": (experiment.get("failureOutput") or {}).get("failedStep"),
+        "error_code": (experiment.get("failureOutput") or {}).get("errorCode"),
         "probes": sorted(probes, key=lambda p: p["name"]),
     }
 
@@ -394,6 +399,8 @@ def decide(observation: Observation) -> tuple[str, str]:
     if observation.abort:
         return "aborted", observation.abort["reason"]
     result = observation.chaos_result or {}
+    if result.get("verdict") == "Fail" and result.get("error_code") in NOT_INJECTED_ERROR_CODES:
+        return "error", f"the fault was not injected ({result['error_code']}): {result.get('failed_step')}"
     if result.get("verdict") == "Fail":
         step = result.get("failed_step")
         return "failed", f"Litmus verdict Fail{f': {step}' if step else ''}"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# What the tests need besides pip packages: Debian's Prometheus and OpenSSL, and the control plane built from the
-# Go module proxy (cached outside the checkout by tests/sandbox/build.sh). Idempotent: a rerun installs nothing.
+# What the tests need besides pip packages: Debian's Prometheus, OpenSSL and jq (the pipeline tests edit plans with
+# it, as a user would), and the control plane built from the Go module proxy (cached outside the checkout by
+# tests/sandbox/build.sh). Idempotent: a rerun installs nothing.
 set -euo pipefail
 
-DEBIAN_PACKAGES=(prometheus openssl)
+DEBIAN_PACKAGES=(prometheus openssl jq)
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -16,6 +16,7 @@ import yaml
 
 from conftest import FIXTURES, REPO, run
 from tests.sandbox.sandbox import Sandbox, free_port
+from tests.sandbox.watch_world import apply_apps
 
 pytestmark = pytest.mark.sandbox
 
@@ -56,17 +57,7 @@ def without_runtime(topology: dict) -> dict:
 @pytest.fixture(scope="module")
 def apps(sandbox: Sandbox) -> Sandbox:
     """The 3-tier app and Sock Shop running, every replica Ready (a PersistentVolume for postgres' claim)."""
-    sandbox.apply(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "sandbox-pv-1"},
-        "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"],
-                 "hostPath": {"path": "/tmp/sandbox-pv-1"}},
-    }))
-    sandbox.apply(*APPS.values())
-    for namespace in APPS:
-        sandbox.run_kubectl("wait", "--for=condition=Available", "deployment", "--all", "-n", namespace,
-                            "--timeout=90s")
-        for statefulset in sandbox.run_kubectl("get", "statefulsets", "-n", namespace, "-o", "name").stdout.split():
-            sandbox.run_kubectl("rollout", "status", statefulset, "-n", namespace, "--timeout=90s")
+    apply_apps(sandbox, list(APPS), *APPS.values())
     return sandbox
 
 

@@ -140,6 +140,11 @@ def observation(**fields: object) -> core.Observation:
     ({"error_reason": "cluster gone"}, "error", "cluster gone"),
     ({"abort": {"by": "threshold", "reason": "threshold web-error-rate breached"}, "chaos_ended": True}, "aborted", "breached"),
     ({"chaos_ended": True, "chaos_result": {"verdict": "Fail", "failed_step": "probe x failed"}}, "failed", "probe x failed"),
+    ({"chaos_ended": True, "chaos_result": {"verdict": "Fail", "failed_step": "probe x failed", "error_code": "PROM_PROBE_FAILURE"}},
+     "failed", "probe x failed"),
+    ({"chaos_ended": True, "chaos_result": {"verdict": "Fail", "failed_step": "needs a container runtime",
+                                            "error_code": "CONTAINER_RUNTIME_ERROR"}},
+     "error", "the fault was not injected (CONTAINER_RUNTIME_ERROR): needs a container runtime"),
     ({"chaos_ended": True, "recovered": False}, "failed", "did not recover"),
     ({"chaos_ended": True, "recovered": True, "outages": [{"down_at": 0, "up_at": 40, "seconds": 40.0}]}, "failed", "more than the expected 30s"),
     ({"chaos_ended": True, "recovered": True, "outages": [{"down_at": 0, "up_at": 2, "seconds": 2.0}]}, "passed", "recovered in 2s"),
@@ -171,7 +176,7 @@ def test_chaos_result_summary_reads_litmus_fields() -> None:
                                "status": {"verdict": "Failed", "description": "value 1"}}], "probe p failed")}
     summary = core.summarize_chaos_result(litmus)
     assert summary == {"name": "e-pod-delete", "phase": "Completed", "verdict": "Fail", "probe_success_percentage": 0.0,
-                       "failed_step": "probe p failed",
+                       "failed_step": "probe p failed", "error_code": "GENERIC_ERROR",
                        "probes": [{"name": "p", "type": "promProbe", "mode": "Continuous", "verdict": "Failed", "description": "value 1"}]}
     assert core.summarize_chaos_result({"metadata": {"name": "x"}, "status": result_status("Running", "Awaited", [])})["probe_success_percentage"] is None
 

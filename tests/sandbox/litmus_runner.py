@@ -85,8 +85,9 @@ def probe_passes(value: float, criteria: str, expected: float) -> bool:
 
 
 def result_status(phase: str, verdict: str, probes: list[dict[str, Any]], failed_step: str | None = None,
-                  history: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A ChaosResult status in Litmus 3.x's shape; probeSuccessPercentage is a string, "Awaited" while running."""
+                  history: dict[str, Any] | None = None, error_code: str = "GENERIC_ERROR") -> dict[str, Any]:
+    """A ChaosResult status in Litmus 3.x's shape; probeSuccessPercentage is a string, "Awaited" while running.
+    error_code goes with failed_step, one of litmus-go's cerrors.ErrorType values."""
     judged = [p for p in probes if p["status"]["verdict"] in ("Passed", "Failed")]
     if phase == "Running":
         percentage = "Awaited"
@@ -100,7 +101,7 @@ def result_status(phase: str, verdict: str, probes: list[dict[str, Any]], failed
         "history": history or {"passedRuns": 0, "failedRuns": 0, "stoppedRuns": 0, "targets": []},
     }
     if failed_step:
-        status["experimentStatus"]["failureOutput"] = {"failedStep": failed_step, "errorCode": "GENERIC"}
+        status["experimentStatus"]["failureOutput"] = {"failedStep": failed_step, "errorCode": error_code}
     return status
 
 
@@ -142,12 +143,13 @@ class Run:
                              "verdict": verdict, "lastUpdateTime": now_stamp()}],
         })
 
-    def write_result(self, phase: str, verdict: str, failed_step: str | None = None) -> None:
+    def write_result(self, phase: str, verdict: str, failed_step: str | None = None,
+                     error_code: str = "GENERIC_ERROR") -> None:
         history = {"passedRuns": int(verdict == "Pass"), "failedRuns": int(verdict == "Fail"),
                    "stoppedRuns": int(verdict == "Stopped"),
                    "targets": [{"name": self.app_label, "kind": self.app_kind, "chaosStatus": "injected"}]}
         self.runner.put_result(self.namespace, self.result_name, self.name, self.experiment,
-                               result_status(phase, verdict, self.probes, failed_step, history))
+                               result_status(phase, verdict, self.probes, failed_step, history, error_code))
 
     # -- the run -------------------------------------------------------------------------------------------------
 
@@ -157,18 +159,19 @@ class Run:
             self.write_result("Running", "Awaited")
             if self.experiment not in SUPPORTED:
                 step = f"fault {self.experiment} needs a container runtime and is not supported by the sandbox"
-                self.write_result("Completed", "Fail", step)
+                self.write_result("Completed", "Fail", step, "CONTAINER_RUNTIME_ERROR")
                 self.engine_status("completed", "Skipped", "Fail")
                 return
             failure = self.run_probes("SOT") or self.inject()
-            failure = failure or self.run_probes("EOT")
+            # An engine stopped from outside (engineState: stop) ends at once, as Litmus's abort does: no EOT probes.
+            failure = failure or (None if self.stop.is_set() else self.run_probes("EOT"))
             if self.stop.is_set() and not self.probe_failure:
                 self.probes = [self._probe_status(p, "N/A", "the experiment was stopped") for p in self._probe_specs()]
                 self.write_result("Stopped", "Stopped")
                 self.engine_status("stopped", "Forcefully Aborted", "Stopped")
                 return
             verdict = "Fail" if failure else "Pass"
-            self.write_result("Completed", verdict, failure)
+            self.write_result("Completed", verdict, failure, "PROM_PROBE_FAILURE")
             self.engine_status("completed", "Completed", verdict)
         except Exception:  # noqa: BLE001 - a broken run must still end its engine, as Litmus's would
             log.exception("run of %s failed", self.name)

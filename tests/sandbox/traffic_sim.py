@@ -8,8 +8,14 @@ convention in chaos_suggest/promql.py:
     http_requests_total{namespace, service, code}            counter (code "200" or "503")
     http_request_duration_seconds_bucket/_sum/_count{namespace, service, le}   histogram
 
-`service` is the workload name, as the convention says. Hand-rolled exposition (a few lines) instead of
-prometheus_client, so the tests need no extra package.
+`service` is the workload name, as the convention says. It also stands in for kube-state-metrics, from the live
+Deployments, StatefulSets and ReplicaSets of the same namespaces (watch API, so a scrape costs no API call):
+
+    kube_deployment_status_replicas_available{namespace, deployment}    gauge (status.availableReplicas)
+    kube_statefulset_status_replicas_ready{namespace, statefulset}      gauge (status.readyReplicas)
+    kube_replicaset_status_ready_replicas{namespace, replicaset}        gauge (status.readyReplicas)
+
+Hand-rolled exposition (a few lines) instead of prometheus_client, so the tests need no extra package.
 """
 
 from __future__ import annotations
@@ -29,6 +35,23 @@ log = logging.getLogger("traffic-sim")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 TICK_SECONDS = 0.1
 OK_LATENCY, FAILED_LATENCY, HOP_LATENCY = 0.004, 0.03, 0.003
+# Watched kind -> (AppsV1Api list method, kube-state-metrics gauge, its object label, the status field it reports).
+REPLICA_GAUGES = {
+    "Deployment": ("list_namespaced_deployment", "kube_deployment_status_replicas_available", "deployment",
+                   "availableReplicas"),
+    "StatefulSet": ("list_namespaced_stateful_set", "kube_statefulset_status_replicas_ready", "statefulset",
+                    "readyReplicas"),
+    "ReplicaSet": ("list_namespaced_replica_set", "kube_replicaset_status_ready_replicas", "replicaset",
+                   "readyReplicas"),
+}
+GaugeKey = tuple[str, str, str, str]  # (metric, namespace, object label, object name)
+
+
+def replica_gauge(kind: str, obj: dict[str, Any]) -> tuple[GaugeKey, float]:
+    """The kube-state-metrics series of a live workload object (raw JSON) and its value; absent status reads 0."""
+    _, metric, label, field = REPLICA_GAUGES[kind]
+    metadata = obj["metadata"]
+    return (metric, metadata["namespace"], label, metadata["name"]), float((obj.get("status") or {}).get(field) or 0)
 
 
 class Application:
@@ -81,6 +104,15 @@ class Metrics:
         self.buckets: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * len(BUCKETS))
         self.sums: dict[tuple[str, str], float] = defaultdict(float)
         self.counts: dict[tuple[str, str], float] = defaultdict(float)
+        self.gauges: dict[GaugeKey, float] = {}
+
+    def set_gauge(self, key: GaugeKey, value: float | None) -> None:
+        """Set a gauge series, or drop it with None (its object is gone)."""
+        with self.lock:
+            if value is None:
+                self.gauges.pop(key, None)
+            else:
+                self.gauges[key] = value
 
     def observe(self, namespace: str, service: str, code: str, latency: float, count: int) -> None:
         with self.lock:
@@ -106,22 +138,32 @@ class Metrics:
                 lines.append(f'http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {self.counts[key]:g}')
                 lines.append(f"http_request_duration_seconds_sum{{{labels}}} {self.sums[key]:.6f}")
                 lines.append(f"http_request_duration_seconds_count{{{labels}}} {self.counts[key]:g}")
+            for metric in sorted({key[0] for key in self.gauges}):
+                lines += [f"# HELP {metric} As kube-state-metrics reports it.", f"# TYPE {metric} gauge"]
+                for (name, namespace, label, value_of), value in sorted(self.gauges.items()):
+                    if name == metric:
+                        lines.append(f'{metric}{{namespace="{namespace}",{label}="{value_of}"}} {value:g}')
         return "\n".join(lines) + "\n"
 
 
 class TrafficSim:
-    """The running simulator: an EndpointSlice watch, a traffic loop and the /metrics server. start() returns at once."""
+    """The running simulator: watches (EndpointSlices, and the workloads for the replica gauges), a traffic loop and
+    the /metrics server. start() returns once every watch has listed its objects."""
 
     def __init__(self, kubeconfig: str, topology: dict[str, Any], requests_per_second: int = 20) -> None:
         self.api_client = config.new_client_from_config(config_file=str(kubeconfig))
-        self.discovery = client.DiscoveryV1Api(self.api_client)
+        discovery, apps = client.DiscoveryV1Api(self.api_client), client.AppsV1Api(self.api_client)
+        self.listers = {"EndpointSlice": discovery.list_namespaced_endpoint_slice,
+                        **{kind: getattr(apps, method) for kind, (method, *_) in REPLICA_GAUGES.items()}}
         self.app = Application(topology)
         self.namespaces = sorted({ns for ns, _ in self.app.workloads.values()})
         self.per_tick = max(1, round(requests_per_second * TICK_SECONDS))
         self.metrics = Metrics()
         self.ready_endpoints: dict[str, tuple[str, int]] = {}  # slice uid -> (service id, ready endpoints)
+        self.gauge_keys: dict[str, GaugeKey] = {}  # workload uid -> its replica gauge
         self.lock = threading.Lock()
         self.halt = threading.Event()
+        self.unsynced = {(ns, kind) for ns in self.namespaces for kind in self.listers}
         self.synced = threading.Event()
         metrics = self.metrics
 
@@ -140,8 +182,8 @@ class TrafficSim:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.threads = [threading.Thread(target=self.server.serve_forever, daemon=True, name="sim-http"),
                         threading.Thread(target=self._traffic, daemon=True, name="sim-traffic")]
-        self.threads += [threading.Thread(target=self._watch, args=(ns,), daemon=True, name=f"sim-watch-{ns}")
-                         for ns in self.namespaces]
+        self.threads += [threading.Thread(target=self._watch, args=(ns, kind), daemon=True, name=f"sim-{kind}-{ns}")
+                         for ns, kind in sorted(self.unsynced)]
 
     @property
     def address(self) -> str:
@@ -164,6 +206,8 @@ class TrafficSim:
             return {service for service, ready in self.ready_endpoints.values() if ready > 0}
 
     def _traffic(self) -> None:
+        # Before the first lists every service would look down and the first scrapes would show a burst of errors.
+        self.synced.wait(30)
         next_tick = time.monotonic()
         while not self.halt.is_set():
             answering = self.app.answering(self.ready_services())
@@ -175,42 +219,71 @@ class TrafficSim:
             next_tick += TICK_SECONDS
             self.halt.wait(max(0.0, next_tick - time.monotonic()))
 
-    def _record(self, event_type: str, endpoint_slice: dict[str, Any]) -> None:
-        metadata = endpoint_slice["metadata"]
+    def _record(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
+        uid = obj["metadata"]["uid"]
+        if kind in REPLICA_GAUGES:
+            key, value = replica_gauge(kind, obj)
+            with self.lock:
+                if event_type == "DELETED":
+                    self.gauge_keys.pop(uid, None)
+                else:
+                    self.gauge_keys[uid] = key
+            self.metrics.set_gauge(key, None if event_type == "DELETED" else value)
+            return
+        metadata = obj["metadata"]
         service = (metadata.get("labels") or {}).get("kubernetes.io/service-name")
         if not service:
             return
-        ready = sum(1 for e in endpoint_slice.get("endpoints") or [] if (e.get("conditions") or {}).get("ready"))
+        ready = sum(1 for e in obj.get("endpoints") or [] if (e.get("conditions") or {}).get("ready"))
         with self.lock:
             if event_type == "DELETED":
-                self.ready_endpoints.pop(metadata["uid"], None)
+                self.ready_endpoints.pop(uid, None)
             else:
-                self.ready_endpoints[metadata["uid"]] = (f"{metadata['namespace']}/Service/{service}", ready)
+                self.ready_endpoints[uid] = (f"{metadata['namespace']}/Service/{service}", ready)
 
-    def _watch(self, namespace: str) -> None:
+    def _forget(self, namespace: str, kind: str) -> None:
+        """Before a fresh list: drop what an earlier list or watch of (namespace, kind) recorded."""
+        with self.lock:
+            if kind in REPLICA_GAUGES:
+                metric = REPLICA_GAUGES[kind][1]
+                stale = [u for u, key in self.gauge_keys.items() if key[0] == metric and key[1] == namespace]
+                keys = [self.gauge_keys.pop(u) for u in stale]
+            else:
+                for uid in [u for u, (s, _) in self.ready_endpoints.items() if s.startswith(namespace + "/")]:
+                    del self.ready_endpoints[uid]
+                keys = []
+        for key in keys:
+            self.metrics.set_gauge(key, None)
+
+    def _watch(self, namespace: str, kind: str) -> None:
+        lister = self.listers[kind]
         version = None
         while not self.halt.is_set():
             try:
                 if version is None:
-                    listing = self.discovery.list_namespaced_endpoint_slice(namespace, _preload_content=False)
-                    body = json.loads(listing.data)
-                    with self.lock:
-                        for uid in [u for u, (s, _) in self.ready_endpoints.items() if s.startswith(namespace + "/")]:
-                            del self.ready_endpoints[uid]
+                    body = json.loads(lister(namespace, _preload_content=False).data)
+                    self._forget(namespace, kind)
                     for item in body["items"]:
-                        self._record("ADDED", item)
+                        item["metadata"].setdefault("namespace", namespace)
+                        self._record(kind, "ADDED", item)
                     version = body["metadata"]["resourceVersion"]
-                    self.synced.set()
-                stream = watch.Watch().stream(self.discovery.list_namespaced_endpoint_slice, namespace,
-                                              resource_version=version, timeout_seconds=30, deserialize=False)
+                    with self.lock:
+                        self.unsynced.discard((namespace, kind))
+                        if not self.unsynced:
+                            self.synced.set()
+                stream = watch.Watch().stream(lister, namespace, resource_version=version, timeout_seconds=30,
+                                              deserialize=False)
                 for event in stream:
+                    if event["type"] == "ERROR":  # typically 410 Gone: list afresh
+                        version = None
+                        break
                     version = event["object"]["metadata"]["resourceVersion"]
-                    self._record(event["type"], event["object"])
+                    self._record(kind, event["type"], event["object"])
                     if self.halt.is_set():
                         return
             except ApiException as e:
                 version = None if e.status == 410 else version
                 self.halt.wait(0.5)
             except Exception as e:  # noqa: BLE001 - the apiserver may restart under us; keep watching
-                log.info("EndpointSlice watch lost (%s); resuming", type(e).__name__)
+                log.info("%s watch lost (%s); resuming", kind, type(e).__name__)
                 self.halt.wait(0.5)

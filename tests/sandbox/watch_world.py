@@ -103,8 +103,30 @@ def restart_apiserver(sandbox: Sandbox, down_seconds: float = 2.0) -> None:
     raise AssertionError("kube-apiserver did not come back within 30s of its restart")
 
 
-def open_world(sandbox: Sandbox, tmp: Path) -> World:
-    """Install the CRDs and the app, start simulator, Prometheus and runner; return once metrics flow."""
+def apply_apps(sandbox: Sandbox, namespaces: list[str], *manifests: Path) -> None:
+    """Apply demo apps (k8s/3tier-app.yaml, Sock Shop) and return once every Deployment and StatefulSet of the
+    namespaces is rolled out. The sandbox has no storage provisioner, so a PersistentVolume is made for the one
+    claim of the 3-tier app's postgres (applying it again is a no-op, whoever applied it first)."""
+    sandbox.apply(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "sandbox-pv-1"},
+        "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "hostPath": {"path": "/tmp/sandbox-pv-1"}},
+    }))
+    sandbox.apply(*manifests)
+    wait_rolled_out(sandbox, namespaces)
+
+
+def wait_rolled_out(sandbox: Sandbox, namespaces: list[str]) -> None:
+    """Until every Deployment and StatefulSet of the namespaces has all its replicas updated and ready."""
+    for namespace in namespaces:
+        sandbox.run_kubectl("wait", "--for=condition=Available", "deployment", "--all", "-n", namespace,
+                            "--timeout=90s")
+        for statefulset in sandbox.run_kubectl("get", "statefulsets", "-n", namespace, "-o", "name").stdout.split():
+            sandbox.run_kubectl("rollout", "status", statefulset, "-n", namespace, "--timeout=90s")
+
+
+def install_litmus_crds(sandbox: Sandbox) -> None:
+    """Apply the Litmus CRDs (server-side: they are large) and return once they are Established."""
     sandbox.apply(LITMUS_CRDS, extra=("--server-side",))
     crds = ("crd/chaosengines.litmuschaos.io", "crd/chaosresults.litmuschaos.io", "crd/chaosexperiments.litmuschaos.io")
     deadline = time.monotonic() + 30
@@ -113,6 +135,11 @@ def open_world(sandbox: Sandbox, tmp: Path) -> World:
         if time.monotonic() > deadline:
             raise AssertionError("the Litmus CRDs did not become Established within 30s")
         time.sleep(0.2)
+
+
+def open_world(sandbox: Sandbox, tmp: Path) -> World:
+    """Install the CRDs and the app, start simulator, Prometheus and runner; return once metrics flow."""
+    install_litmus_crds(sandbox)
     sandbox.apply("\n---\n".join(json.dumps(o) for o in watch_app.manifests(NAMESPACE, ready_delay=1.0)))
     sim = TrafficSim(str(sandbox.admin_kubeconfig), watch_app.topology(NAMESPACE)).start()
     prometheus = prom.start([sim.address])

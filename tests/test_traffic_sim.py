@@ -1,0 +1,57 @@
+"""The sandbox traffic simulator's kube-state-metrics replica gauges: the names and labels the planner's queries
+read (chaos_suggest/promql.py), from the status field kube-state-metrics reports. Who answers and the request
+metrics are tested in test_watch_core.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos_suggest import promql
+from tests.sandbox.traffic_sim import REPLICA_GAUGES, Metrics, replica_gauge
+
+
+def _workload(name: str, status: dict | None) -> dict:
+    return {"metadata": {"name": name, "namespace": "shop", "uid": f"uid-{name}"},
+            **({"status": status} if status is not None else {})}
+
+
+@pytest.mark.parametrize(("kind", "status", "series"), [
+    ("Deployment", {"replicas": 3, "readyReplicas": 3, "availableReplicas": 2},
+     'kube_deployment_status_replicas_available{namespace="shop",deployment="api"} 2'),
+    ("StatefulSet", {"replicas": 1, "readyReplicas": 1, "availableReplicas": 0},
+     'kube_statefulset_status_replicas_ready{namespace="shop",statefulset="api"} 1'),
+    ("ReplicaSet", {"replicas": 2, "readyReplicas": 2}, 'kube_replicaset_status_ready_replicas{namespace="shop",replicaset="api"} 2'),
+    ("Deployment", None, 'kube_deployment_status_replicas_available{namespace="shop",deployment="api"} 0'),
+    ("StatefulSet", {"replicas": 1}, 'kube_statefulset_status_replicas_ready{namespace="shop",statefulset="api"} 0'),
+], ids=["deployment-available", "statefulset-ready", "replicaset-ready", "no-status", "none-ready"])
+def test_replica_gauges_come_from_the_status_field_kube_state_metrics_reports(kind: str, status: dict | None,
+                                                                              series: str) -> None:
+    metrics = Metrics()
+    metrics.set_gauge(*replica_gauge(kind, _workload("api", status)))
+    text = metrics.render()
+    assert series in text.splitlines()
+    assert f"# TYPE {REPLICA_GAUGES[kind][1]} gauge" in text
+
+
+def test_a_deleted_workload_drops_its_series() -> None:
+    metrics = Metrics()
+    key, value = replica_gauge("Deployment", _workload("api", {"availableReplicas": 2}))
+    metrics.set_gauge(key, value)
+    metrics.set_gauge(key, None)
+    assert "kube_deployment_status_replicas_available" not in metrics.render()
+
+
+def test_replica_gauges_answer_the_planners_queries() -> None:
+    """Names and labels as chaos_suggest.promql.ready_replicas selects them, one series per workload."""
+    for kind, (_, metric, label, _) in REPLICA_GAUGES.items():
+        assert f'{metric}{{namespace="shop",{label}="api"}}' in promql.ready_replicas("shop", kind, "api")
+    assert set(REPLICA_GAUGES) == set(promql.READY_REPLICA_KINDS)
+
+
+def test_exposition_is_sorted_and_stable() -> None:
+    metrics = Metrics()
+    for name, ready in (("web", 3), ("api", 2)):
+        metrics.set_gauge(*replica_gauge("Deployment", _workload(name, {"availableReplicas": ready})))
+    lines = [line for line in metrics.render().splitlines() if line.startswith("kube_deployment")]
+    assert lines == ['kube_deployment_status_replicas_available{namespace="shop",deployment="api"} 2',
+                     'kube_deployment_status_replicas_available{namespace="shop",deployment="web"} 3']
