@@ -353,6 +353,11 @@ class Runner:
                     return None, str(e)
         return None, None
 
+    def _holds(self, query: str, operator: str, limit: float) -> bool:
+        """Whether a steady-state condition holds now; no value (Prometheus gone, no series) is not holding."""
+        value, _ = self._sample(query)
+        return value is not None and not math.isnan(value) and core.compare(value, operator, limit)
+
     def _abort(self, observation: core.Observation, wake: threading.Event, lock: threading.Lock,
                engine_view: Callable[[], Any], by: str, reason: str, threshold: str | None) -> None:
         """Patch engineState stop, wait for Litmus to report the engine stopped, and record who and why."""
@@ -387,29 +392,37 @@ class Runner:
 
     def _recover(self, observation: core.Observation, wake: threading.Event, lock: threading.Lock,
                  pods: TargetPods) -> None:
-        """Wait until the target is back at its desired ready replicas and every threshold holds again."""
+        """Wait until the target is back at its desired ready replicas, every threshold holds again and the
+        experiment's Prometheus steady state holds again. The steady state is stricter than "not breached" (an
+        error rate below the limit, not at it), and the next experiment's preflight checks it: without it a run
+        of several experiments skips the next one on the previous one's residue."""
         desired = self._desired(observation.engine)
         deadline = self.clock() + self.settings.recovery_timeout
         next_evaluation = self.clock()
-        thresholds_hold = not observation.thresholds
+        steady = core.steady_state_queries(observation.engine)
+        thresholds_hold, steady_holds = not observation.thresholds, not steady
         while not self.cancel.is_set():
             now = self.clock()
-            if now >= next_evaluation and observation.thresholds:
-                self._evaluate(observation, now)
-                latest = observation.samples[-len(observation.thresholds):]
-                thresholds_hold = all(s["value"] is not None and not s["breached"] for s in latest) and all(
-                    state.pending_since is None for state in observation.thresholds)
+            if now >= next_evaluation and (observation.thresholds or steady):
+                if observation.thresholds:
+                    self._evaluate(observation, now)
+                    latest = observation.samples[-len(observation.thresholds):]
+                    thresholds_hold = all(s["value"] is not None and not s["breached"] for s in latest) and all(
+                        state.pending_since is None for state in observation.thresholds)
+                steady_holds = all(self._holds(query, operator, limit) for _, query, operator, limit in steady)
                 next_evaluation = now + self.settings.interval
             with lock:
                 ready = len(pods.ready_names())
-            if ready >= desired and thresholds_hold:
+            if ready >= desired and thresholds_hold and steady_holds:
                 observation.recovered = True
-                self._emit(observation, "recovered", f"{ready}/{desired} target pods ready and every threshold holds")
+                self._emit(observation, "recovered", f"{ready}/{desired} target pods ready, every threshold and the "
+                           "steady state hold")
                 return
             if now >= deadline:
                 observation.recovered = False
                 self._emit(observation, "not-recovered",
                            f"{ready}/{desired} target pods ready, thresholds {'hold' if thresholds_hold else 'still breached'}"
+                           f", steady state {'holds' if steady_holds else 'does not hold'}"
                            f" after --recovery-timeout {self.settings.recovery_timeout:g}s")
                 return
             wake.wait(max(0.0, min(next_evaluation, deadline) - self.clock()))

@@ -203,3 +203,23 @@ def test_a_prometheus_steady_state_check_that_does_not_hold_skips_the_experiment
     runner = Runner(FakeCluster(), ScriptedMetrics(0.0), ListJournal(), dict(DEFAULT_POLICY), Settings(), emit=lambda e: None)
     observation = runner.run([engine], [])[0]
     assert core.decide(observation) == ("skipped", "preflight steady-web-ready failed: steady state does not hold: not 0 >= 3")
+
+
+def test_recovery_waits_for_the_steady_state_not_only_for_the_thresholds() -> None:
+    """An error rate at the limit no longer breaches (> 0.5) but is not the steady state (< 0.5) either: the target
+    has not recovered, or the next experiment's preflight would find the previous one's residue."""
+    manifest = watch_app.engine("web-pod-delete", "web")
+    annotations = manifest["metadata"]["annotations"]
+    experiment = json.loads(annotations["chaosgen.dev/experiment"])
+    threshold = json.loads(annotations["chaosgen.dev/abort-thresholds"])[0]
+    experiment["steady_state"] = [{"name": "web-error-rate-normal", "type": "prometheus", "query": threshold["query"],
+                                   "operator": "<", "value": 0.5}]
+    annotations["chaosgen.dev/experiment"] = json.dumps(experiment)
+    engine = core.parse_engines([manifest], "test")[0]
+    # Preflight reads the threshold and the steady state once each (0.0); from then on the rate sits at the limit.
+    runner = Runner(FakeCluster(chaos_seconds=0.3), ScriptedMetrics(0.0, 0.0, 0.5), ListJournal(), dict(DEFAULT_POLICY),
+                    Settings(interval=0.05, recovery_timeout=0.5, stop_timeout=2), emit=lambda e: None)
+    observation = runner.run([engine], [])[0]
+    assert observation.abort is None and observation.recovered is False
+    assert core.decide(observation) == ("failed", "the target did not recover before the recovery timeout")
+    assert "steady state does not hold" in [e for e in observation.events if e["type"] == "not-recovered"][0]["message"]
