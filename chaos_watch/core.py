@@ -385,6 +385,12 @@ def summarize_chaos_result(result: dict[str, Any] | None) -> dict[str, Any] | No
     }
 
 
+def fault_injected(observation: Observation) -> bool:
+    """False when Litmus failed before injecting the fault (target selection, helper, container runtime)."""
+    result = observation.chaos_result or {}
+    return not (result.get("verdict") == "Fail" and result.get("error_code") in NOT_INJECTED_ERROR_CODES)
+
+
 def decide(observation: Observation) -> tuple[str, str]:
     """The experiment's verdict and a one-sentence reason, from what was observed.
 
@@ -399,7 +405,7 @@ def decide(observation: Observation) -> tuple[str, str]:
     if observation.abort:
         return "aborted", observation.abort["reason"]
     result = observation.chaos_result or {}
-    if result.get("verdict") == "Fail" and result.get("error_code") in NOT_INJECTED_ERROR_CODES:
+    if not fault_injected(observation):
         return "error", f"the fault was not injected ({result['error_code']}): {result.get('failed_step')}"
     if result.get("verdict") == "Fail":
         step = result.get("failed_step")
@@ -432,7 +438,9 @@ def experiment_result(observation: Observation, iso: Any) -> dict[str, Any]:
     }
     if engine.experiment and engine.experiment.get("hypothesis"):
         result["hypothesis"] = engine.experiment["hypothesis"]
-    ttr = time_to_recovery(observation.outages) if observation.chaos_ended else None
+    # A fault that never ran caused no outage to recover from: no time is more honest than 0.
+    measured = observation.chaos_ended and verdict != "skipped" and fault_injected(observation)
+    ttr = time_to_recovery(observation.outages) if measured else None
     result.update({
         "verdict": verdict,
         "reason": reason,

@@ -155,6 +155,14 @@ def test_verdicts(fields: dict, verdict: str, reason: str) -> None:
     assert decided == verdict and reason in why
 
 
+def test_a_fault_that_never_ran_reports_no_recovery_time() -> None:
+    not_injected = {"verdict": "Fail", "failed_step": "needs a container runtime", "error_code": "CONTAINER_RUNTIME_ERROR"}
+    result = core.experiment_result(observation(chaos_ended=True, recovered=True, chaos_result=not_injected), core.iso_utc)
+    assert result["verdict"] == "error" and result["time_to_recovery_seconds"] is None
+    ran = core.experiment_result(observation(chaos_ended=True, recovered=True), core.iso_utc)
+    assert ran["verdict"] == "passed" and ran["time_to_recovery_seconds"] == 0.0
+
+
 def test_run_result_is_valid_and_exit_codes_follow_the_verdicts() -> None:
     passed = core.experiment_result(observation(chaos_ended=True, recovered=True, ended_at=1_010.0), core.iso_utc)
     aborted = core.experiment_result(observation(chaos_ended=True, abort={
