@@ -51,6 +51,10 @@ AUDIT_POLICY = {
     "rules": [{"level": "Metadata", "users": [READONLY_USER]}, {"level": "None"}],
 }
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+# The controller-manager and the scheduler exit when they cannot renew their lease within the renew deadline
+# (10 s by default); a long deadline lets them ride out an apiserver restart, as the chaos-watch tests do.
+LEADER_ELECTION_FLAGS = ("--leader-elect-lease-duration=120s", "--leader-elect-renew-deadline=110s",
+                         "--leader-elect-retry-period=2s")
 START_TIMEOUT = 60.0
 STOP_GRACE = 10.0
 # Component name -> binary, in start order; stop() goes in reverse.
@@ -403,11 +407,11 @@ def _start(
         f"--cluster-signing-cert-file={ca.cert}", f"--cluster-signing-key-file={ca.key}",
         "--kube-api-qps=1000", "--kube-api-burst=2000", "--concurrent-deployment-syncs=20",
         "--concurrent-replicaset-syncs=20", "--concurrent-service-endpoint-syncs=20",
-        "--concurrent-statefulset-syncs=10",
+        "--concurrent-statefulset-syncs=10", *LEADER_ELECTION_FLAGS,
     )
     launch.spawn(
         "kube-scheduler", f"--kubeconfig={sandbox.admin_kubeconfig}", "--bind-address=127.0.0.1",
-        "--secure-port=0", "--kube-api-qps=1000", "--kube-api-burst=2000",
+        "--secure-port=0", "--kube-api-qps=1000", "--kube-api-burst=2000", *LEADER_ELECTION_FLAGS,
     )
     stages = data_dir / "kwok-stages.yaml"
     stages.write_text(KWOK_STAGES.read_text().replace("__READY_DELAY_MS__", str(int(ready_delay * 1000))))
