@@ -14,7 +14,7 @@ from typing import Any
 
 from chaosgen import API_VERSION
 from chaosgen.errors import InputRejected
-from chaosgen.policy import violations
+from chaosgen.policy import namespace_violations, pods_affected_violations, violations
 from chaosgen.units import parse_duration
 
 ANNOTATION = "chaosgen.dev/"
@@ -190,9 +190,7 @@ def engine_violations(engine: Engine, policy: dict[str, Any]) -> list[tuple[str,
     if engine.fault not in policy["allowed_faults"]:
         found.append(("fault-not-allowed", f"fault {engine.fault} is not in allowed_faults"))
     app_namespace = engine.appinfo.get("appns", engine.namespace)
-    for namespace in sorted({app_namespace, engine.namespace}):
-        if namespace in policy["denied_namespaces"]:
-            found.append(("denied-namespace", f"namespace {namespace} may not be targeted"))
+    found.extend(namespace_violations({app_namespace, engine.namespace}, policy))
     if target and app_namespace != target.get("namespace"):
         found.append(("engine-mismatch", f"engine appns {app_namespace} is not the target namespace {target.get('namespace')}"))
     if target and engine.appinfo.get("applabel") not in (None, target.get("label_selector")):
@@ -201,9 +199,7 @@ def engine_violations(engine: Engine, policy: dict[str, Any]) -> list[tuple[str,
         found.append(("engine-mismatch", f"annotation target {engine.target} is not {target.get('workload')}"))
     percent_text = engine.env.get("PODS_AFFECTED_PERC") or "0"
     percent = int(percent_text) if percent_text.isdigit() else 100
-    allowed_total = policy["allow_total_loss"] and (experiment.get("blast_radius") or {}).get("total_loss") is True
-    if percent > policy["max_pods_affected_percent"] and not (percent == 100 and allowed_total):
-        found.append(("max-pods-affected", f"engine PODS_AFFECTED_PERC {percent} exceeds {policy['max_pods_affected_percent']}%"))
+    found.extend(pods_affected_violations(percent, engine.fault, experiment.get("blast_radius") or {}, policy))
     if engine.chaos_seconds > parse_duration(policy["max_duration"]):
         found.append(("max-duration", f"engine TOTAL_CHAOS_DURATION {engine.chaos_seconds:g}s exceeds {policy['max_duration']}"))
     if policy["require_abort_thresholds"] and not engine.thresholds:

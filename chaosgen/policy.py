@@ -118,8 +118,7 @@ def violations(experiment: dict[str, Any], policy: dict[str, Any], known_workloa
         found.append(("blast-radius-target", f"blast_radius.workloads does not list the target {workload}"))
 
     percent = max(parameters.get("pods_affected_percent", 0), blast.get("pods_affected_percent", 0))
-    if percent > policy["max_pods_affected_percent"] and not _total_loss_allowed(percent, fault, blast, policy):
-        found.append(("max-pods-affected", _too_many_pods(percent, fault, blast, policy)))
+    found += pods_affected_violations(percent, fault, blast, policy)
 
     duration = parameters.get("duration")
     if duration is not None and parse_duration(duration) > parse_duration(policy["max_duration"]):
@@ -129,10 +128,14 @@ def violations(experiment: dict[str, Any], policy: dict[str, Any], known_workloa
     return found
 
 
-def _total_loss_allowed(percent: int, fault: str | None, blast: dict[str, Any], policy: dict[str, Any]) -> bool:
-    return (
+def pods_affected_violations(percent: int, fault: str | None, blast: dict[str, Any], policy: dict[str, Any]) -> list[tuple[str, str]]:
+    """The max-pods-affected rule, for an experiment's parameters here and for an engine's env in chaos-watch."""
+    total_loss_allowed = (
         percent == 100 and policy["allow_total_loss"] and blast.get("total_loss") is True and fault in TOTAL_LOSS_FAULTS
     )
+    if percent <= policy["max_pods_affected_percent"] or total_loss_allowed:
+        return []
+    return [("max-pods-affected", _too_many_pods(percent, fault, blast, policy))]
 
 
 def _too_many_pods(percent: int, fault: str | None, blast: dict[str, Any], policy: dict[str, Any]) -> str:
