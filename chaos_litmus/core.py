@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaosgen.errors import InputRejected
+from chaosgen.faults import FAULTS, PARAMETERS, fault_named
 from chaosgen.policy import enforce_plan
 from chaosgen.secrets import redact_text
 from chaosgen.units import parse_duration
@@ -51,34 +52,11 @@ def _boolean(value: bool) -> str:
     return "true" if value else "false"
 
 
-# ExperimentPlan parameter -> Litmus env tunable, with the conversion to the string Litmus reads.
-PARAMETER_ENV: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("duration", "TOTAL_CHAOS_DURATION", _seconds),
-    ("interval", "CHAOS_INTERVAL", _seconds),
-    ("pods_affected_percent", "PODS_AFFECTED_PERC", str),
-    ("force", "FORCE", _boolean),
-    ("sequence", "SEQUENCE", str),
-    ("cpu_cores", "CPU_CORES", str),
-    ("memory_mb", "MEMORY_CONSUMPTION", str),
-    ("latency_ms", "NETWORK_LATENCY", str),
-    ("jitter_ms", "JITTER", str),
-    ("loss_percent", "NETWORK_PACKET_LOSS_PERCENTAGE", str),
-    ("container", "TARGET_CONTAINER", str),
-    ("replica_count", "REPLICA_COUNT", str),
-)
+# How a parameter's value becomes the string a Litmus env var holds, by the catalogue's parameter type.
+_LITMUS_STRING: dict[str, Callable[[Any], str]] = {"duration": _seconds, "boolean": _boolean}
 
-_POD_FAULT_ENV = frozenset({"TOTAL_CHAOS_DURATION", "PODS_AFFECTED_PERC", "SEQUENCE", "TARGET_CONTAINER"})
-# The tunables each fault's ChaosExperiment declares (tests check this against the vendored definitions).
-FAULT_ENV: dict[str, frozenset[str]] = {
-    "pod-delete": _POD_FAULT_ENV | {"CHAOS_INTERVAL", "FORCE"},
-    "container-kill": _POD_FAULT_ENV | {"CHAOS_INTERVAL"},
-    "pod-cpu-hog": _POD_FAULT_ENV | {"CPU_CORES"},
-    "pod-memory-hog": _POD_FAULT_ENV | {"MEMORY_CONSUMPTION"},
-    "pod-network-latency": _POD_FAULT_ENV | {"NETWORK_LATENCY", "JITTER"},
-    "pod-network-loss": _POD_FAULT_ENV | {"NETWORK_PACKET_LOSS_PERCENTAGE"},
-    "node-drain": frozenset({"TOTAL_CHAOS_DURATION", "TARGET_NODE"}),
-    "pod-autoscaler": frozenset({"TOTAL_CHAOS_DURATION", "REPLICA_COUNT"}),
-}
+# The tunables each fault's ChaosExperiment reads (tests check this against the vendored definitions).
+FAULT_ENV: dict[str, frozenset[str]] = {fault.name: fault.litmus_env for fault in FAULTS}
 
 
 @dataclass(frozen=True)
@@ -162,7 +140,7 @@ def chaos_engine(experiment: dict[str, Any], options: Options) -> dict[str, Any]
             "chaosServiceAccount": service_account_name(fault),
             "jobCleanUpPolicy": options.job_cleanup_policy,
             "experiments": [{
-                "name": fault,
+                "name": fault_named(fault).litmus_experiment,
                 "spec": {
                     "components": {"env": fault_env(experiment)},
                     "probe": probes(experiment, options.prometheus_endpoint),
@@ -193,31 +171,29 @@ def service_account_name(fault: str) -> str:
 
 def fault_env(experiment: dict[str, Any]) -> list[dict[str, str]]:
     """The env tunables the fault understands, set from the plan's parameters; Litmus defaults fill the rest."""
-    fault = experiment["fault"]["type"]
-    values = _tunable_values(experiment)
-    return [{"name": name, "value": value} for name, value in values.items() if name in FAULT_ENV[fault]]
-
-
-def _tunable_values(experiment: dict[str, Any]) -> dict[str, str]:
+    fault = fault_named(experiment["fault"]["type"])
     parameters = dict(experiment["parameters"])
     # The policy bounds the larger of the two percentages; without a parameter the blast radius says how many.
     blast_percent = experiment["blast_radius"].get("pods_affected_percent", 0)
     if "pods_affected_percent" not in parameters and blast_percent > 0:
         parameters["pods_affected_percent"] = blast_percent
-    values = {env: convert(parameters[key]) for key, env, convert in PARAMETER_ENV if key in parameters}
-    if experiment["target"].get("node"):
-        values["TARGET_NODE"] = experiment["target"]["node"]
-    return values
+    env = [
+        {"name": parameter.litmus_env, "value": _LITMUS_STRING.get(parameter.type, str)(parameters[name])}
+        for name, parameter in PARAMETERS.items()
+        if name in parameters and fault.accepts(name)
+    ]
+    target = experiment["target"]
+    env.extend({"name": name, "value": target[key]} for key, name in fault.target_env if target.get(key))
+    return env
 
 
 def ignored_parameters(experiment: dict[str, Any]) -> list[str]:
     """A warning for each parameter the fault has no tunable for, so a plan never silently loses a setting."""
-    fault = experiment["fault"]["type"]
-    env_of = {key: env for key, env, _ in PARAMETER_ENV}
+    fault = fault_named(experiment["fault"]["type"])
     return [
-        f"experiment {experiment['id']}: parameter {key} does not apply to {fault}; ignored"
+        f"experiment {experiment['id']}: parameter {key} does not apply to {fault.name}; ignored"
         for key in sorted(experiment["parameters"])
-        if env_of[key] not in FAULT_ENV[fault]
+        if not fault.accepts(key)
     ]
 
 

@@ -13,7 +13,7 @@ Public functions (called by chaos_suggest.cli; an LLM planner plugs in between t
 
 An LLM planner produces experiment dicts of the same schema (generator "llm:<provider>/<model>"), may drop the
 ones that chaosgen.policy.violations() rejects, and hands them to assemble_plan like the built-in ones;
-chaos_suggest.planner.TopologyIndex gives it callers and transitive callers for checking blast radii, and
+chaos_suggest.topology.TopologyIndex gives it callers and transitive callers for checking blast radii, and
 chaos_suggest.promql the metric-name convention and query builders of abort thresholds.
 """
 
@@ -24,7 +24,8 @@ import json
 import re
 from typing import Any
 
-from chaos_suggest.planner import TopologyIndex, select
+from chaos_suggest.planner import select
+from chaos_suggest.topology import TopologyIndex
 from chaosgen import API_VERSION
 from chaosgen.policy import enforce_plan
 

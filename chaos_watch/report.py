@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chaosgen.faults import TOTAL_LOSS_FAULTS
+
 VERDICT_ORDER = ("aborted", "failed", "error", "skipped", "passed")
 
 
@@ -109,7 +111,7 @@ def root_causes(e: dict[str, Any]) -> list[str]:
 
 def _remedy(e: dict[str, Any]) -> str:
     """The standard fix for a target that takes its callers down: redundancy for a single point of failure."""
-    if e["fault"] in ("pod-delete", "container-kill", "node-drain"):
+    if e["fault"] in TOTAL_LOSS_FAULTS:
         return ("Consider more than one replica (or a replicated database), a PodDisruptionBudget, and "
                 "retries with a circuit breaker in the callers.")
     return "Consider resource limits and autoscaling for the target, and timeouts in its callers."

@@ -13,8 +13,9 @@ The rules (the names PolicyViolation.rule carries):
 - unknown-target: the target does not exist in the Topology (checked when the known workload ids are given).
 - blast-radius-target: blast_radius.workloads does not list the target itself.
 - max-pods-affected: more than max_pods_affected_percent of the target's pods are affected. 100% is allowed only
-  for a total-loss experiment (blast_radius.total_loss true, a fault from TOTAL_LOSS_FAULTS, whose hypothesis is
-  that the controller recovers from losing every pod) and only when allow_total_loss is true.
+  for a total-loss experiment (blast_radius.total_loss true, a pod-removing fault from the catalogue's
+  TOTAL_LOSS_FAULTS, whose hypothesis is that the controller recovers from losing every pod) and only when
+  allow_total_loss is true.
 - max-duration: parameters.duration is longer than max_duration.
 - abort-thresholds-required: require_abort_thresholds is true and the experiment has none.
 - max-experiments: a plan holds more than max_experiments experiments.
@@ -32,16 +33,9 @@ from typing import Any
 
 from chaosgen.documents import display_name, parse_documents, read_bytes
 from chaosgen.errors import InputRejected, PolicyViolation
+from chaosgen.faults import FAULT_TYPES, TOTAL_LOSS_FAULTS
 from chaosgen.schemas import validate
 from chaosgen.units import parse_duration
-
-FAULT_TYPES = (
-    "pod-delete", "container-kill", "pod-cpu-hog", "pod-memory-hog", "pod-network-latency", "pod-network-loss",
-    "node-drain", "pod-autoscaler",
-)
-# Faults that take pods away and whose controller is expected to bring them back: the only ones for which a
-# "recovers from total loss" hypothesis makes sense. Degrading every pod at once (a hog, latency) is never allowed.
-TOTAL_LOSS_FAULTS = ("pod-delete", "container-kill", "node-drain")
 
 DEFAULT_POLICY: dict[str, Any] = {
     "denied_namespaces": [

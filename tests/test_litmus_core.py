@@ -15,7 +15,8 @@ from jsonschema import Draft4Validator, Draft202012Validator
 
 from chaos_litmus import catalogue, core, crd, validate
 from chaosgen.errors import EnvironmentFailure, InputRejected, PolicyViolation
-from chaosgen.policy import FAULT_TYPES, load_policy
+from chaosgen.faults import FAULT_TYPES
+from chaosgen.policy import load_policy
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from chaosgen.errors import InputRejected, PolicyViolation
-from chaosgen.policy import DEFAULT_POLICY, FAULT_TYPES, enforce, enforce_plan, load_policy, violations
+from chaosgen.faults import FAULT_TYPES
+from chaosgen.policy import DEFAULT_POLICY, enforce, enforce_plan, load_policy, violations
 
 TARGET = "shop/Deployment/api"
 

@@ -20,8 +20,9 @@ from typing import Any
 import jinja2
 
 from chaos_suggest.llm.options import DEFAULT_MAX_PROMPT_TOKENS
-from chaos_suggest.planner import label_selector
+from chaos_suggest.topology import label_selector
 from chaosgen.errors import UsageError
+from chaosgen.faults import TOTAL_LOSS_FAULTS, fault_named
 from chaosgen.resources import resource_dir
 from chaosgen.secrets import is_secret_name, redact_strings, redact_value
 
@@ -126,7 +127,8 @@ class PromptBuilder:
         self.fixed = {
             "count": count,
             "policy": data_json(hide(policy)),  # not cluster data, but it may name the application's namespaces
-            "faults": list(policy["allowed_faults"]),
+            "faults": [fault_named(name) for name in policy["allowed_faults"]],
+            "total_loss_faults": TOTAL_LOSS_FAULTS,
             "answer_schema": json.dumps(answer_schema, separators=(",", ":")),
             "total": len(self.ranked),
         }

@@ -1,0 +1,372 @@
+"""The built-in planner's second half: one chosen candidate built into a complete experiment (no I/O).
+
+planner.select calls build_experiment. The fault's parameters come from the fault catalogue (chaosgen.faults):
+its defaults, except where the weakness (duration, interval) or the target (pods affected, container, replica
+count) decides. The texts tell the hypothesis of each weakness.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from chaos_suggest import promql
+from chaos_suggest.topology import TopologyIndex, app_containers, label_selector
+from chaos_suggest.weaknesses import DATA_TIERS, Candidate, Weakness
+from chaosgen.faults import Fault, Family, fault_named
+from chaosgen.units import format_duration, parse_duration
+
+WATCHED_CALLERS = 3
+CITED_EDGES = 10
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a target looks like to an experiment: its pods, its callers and the services to watch."""
+
+    workload: dict[str, Any]
+    replicas: int
+    affected: int
+    requested_percent: int
+    actual_percent: int
+    callers: list[str]
+    watched: list[dict[str, Any]]
+
+
+def _shape(index: TopologyIndex, candidate: Candidate, fault: Fault, policy: dict[str, Any]) -> Shape:
+    workload = index.workloads[candidate.workload_id]
+    replicas = workload["replicas"]
+    if fault.family is Family.CAPACITY:
+        requested = 0  # it adds pods and touches none of the running ones
+    elif fault.takes_pods_away and (replicas == 1 or fault.family is Family.NODE):
+        requested = 100
+    else:
+        requested = min(50, policy["max_pods_affected_percent"])
+    # Litmus picks max(1, floor(percent * pods / 100)) pods; the blast radius states what that really is.
+    affected = replicas if requested == 100 else 0 if requested == 0 else max(1, replicas * requested // 100)
+    actual = -(-affected * 100 // replicas)
+    callers = index.direct_callers(candidate.workload_id)[:WATCHED_CALLERS]
+    watched_ids = callers or ([candidate.workload_id] if candidate.workload_id in index.served else [])
+    watched = [index.workloads[wid] for wid in watched_ids]
+    return Shape(workload, replicas, affected, requested, actual, callers, watched)
+
+
+def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[str, Any]) -> dict[str, Any]:
+    """A complete ExperimentPlan experiment but for id and rank, which core.number_experiments adds."""
+    fault = fault_named(candidate.weakness.fault)
+    shape = _shape(index, candidate, fault, policy)
+    workload = shape.workload
+    text = TEXTS[candidate.weakness.key]
+    recovery = _expected_recovery(candidate.weakness, fault, workload)
+    duration = _clamped(text.duration_seconds, policy)
+    parameters = _parameters(fault, shape, duration, text)
+    total_loss = fault.takes_pods_away and shape.actual_percent == 100
+    facts = _facts(shape, duration, recovery, parameters)
+    experiment = {
+        "title": text.title.format(**facts),
+        "hypothesis": text.hypothesis.format(**facts) + _error_clause(shape),
+        "generator": "builtin",
+        "target": _target(workload, fault),
+        "fault": {"type": fault.name},
+        "parameters": parameters,
+        "blast_radius": _blast_radius(index, shape, fault),
+        "abort_thresholds": _abort_thresholds(shape, fault, recovery, total_loss),
+        "steady_state": _steady_state(shape),
+        "expected_recovery_seconds": recovery,
+        "rationale": {
+            "summary": text.summary.format(**facts),
+            "risks": candidate.risks,
+            "dependencies": [f"{caller} -> {workload['id']}" for caller in index.direct_callers(workload["id"])[:CITED_EDGES]],
+            "criticality": workload["criticality"]["score"],
+        },
+    }
+    if total_loss:
+        experiment["blast_radius"]["total_loss"] = True
+    return experiment
+
+
+@dataclass(frozen=True)
+class Text:
+    title: str
+    hypothesis: str
+    summary: str
+    duration_seconds: int
+    interval_seconds: int | None = None
+
+
+# Placeholders: every parameter of the experiment ({memory_mb}, {cpu_cores}...), and {kind} {name} {affected}
+# {replicas} {pods} {duration} {interval} {recovery} {container} {callers} {max_replicas} {available} {hpa}
+# {latency_limit}
+TEXTS = {
+    "single-replica": Text(
+        "Delete the only pod of {kind} {name}",
+        "When {pods} is deleted, the {kind} controller recreates it and it is ready again within {recovery}s",
+        "{kind} {name} runs a single replica: losing its pod is an outage of {name} and of every caller that "
+        "needs it, so the test is whether it comes back fast enough and whether its callers tolerate the gap.",
+        30, 30,
+    ),
+    "no-memory-limit": Text(
+        "Consume {memory_mb} MiB of memory in {affected} of {replicas} pods of {kind} {name}",
+        "When {memory_mb} MiB of extra memory is consumed for {duration} in {pods}, which sets no memory "
+        "limit, the pods stay ready without OOM kills and {available}",
+        "{kind} {name} sets no memory limit, so a leak or a spike in one pod can starve the node and its "
+        "neighbours before anything stops it.",
+        60,
+    ),
+    "no-readiness-probe": Text(
+        "Kill the {container} container in {affected} of {replicas} pods of {kind} {name}",
+        "When the {container} container is killed in {pods}, which has no readiness probe, the kubelet "
+        "restarts it within {recovery}s although the restarted pod gets traffic before it is ready",
+        "{kind} {name} has no readiness probe, so a restarted container is sent requests before it can serve "
+        "them; killing its container shows whether clients see those errors.",
+        30, 10,
+    ),
+    "no-anti-affinity": Text(
+        "Drain the node that runs pods of {kind} {name}",
+        "When the node running pods of {kind} {name} is drained, which has no pod anti-affinity or topology "
+        "spread so all {replicas} replicas may share that node, its pods are rescheduled on other nodes and "
+        "ready within {recovery}s",
+        "{kind} {name} has {replicas} replicas but nothing keeps them on different nodes, so one node going "
+        "away can take all of them at once.",
+        60,
+    ),
+    "hpa": Text(
+        "Burn {cpu_cores} CPU core in {affected} of {replicas} pods of {kind} {name} to trigger its autoscaler",
+        "When {cpu_cores} CPU core is burned for {duration} in {pods}, the HorizontalPodAutoscaler {hpa} "
+        "scales it out within {recovery}s and {available}",
+        "{kind} {name} relies on the HorizontalPodAutoscaler {hpa} to absorb load; a CPU hog shows whether it "
+        "scales out in time.",
+        120,
+    ),
+    "no-cpu-limit": Text(
+        "Burn {cpu_cores} CPU core in {affected} of {replicas} pods of {kind} {name}",
+        "When {cpu_cores} CPU core is burned for {duration} in {pods}, which sets no CPU limit, "
+        "{available}",
+        "{kind} {name} sets no CPU limit, so a busy pod can take CPU from its neighbours on the node.",
+        60,
+    ),
+    "dependency": Text(
+        "Add {latency_ms}ms of network latency to {affected} of {replicas} pods of {kind} {name}",
+        "When {latency_ms}ms of network latency is added for {duration} to {pods}, its callers {callers} keep "
+        "a p99 latency below {latency_limit}s",
+        "{callers} depend on {kind} {name}; a slow dependency tests their timeouts and retries.",
+        60,
+    ),
+    "soft-dependency": Text(
+        "Drop {loss_percent}% of the packets of {affected} of {replicas} pods of {kind} {name}",
+        "When {loss_percent}% of the network packets of {pods} are dropped for {duration}, its callers "
+        "{callers}, which can serve without it, degrade gracefully instead of failing",
+        "{callers} call {kind} {name} but do not strictly need it; an unreliable network to it shows whether "
+        "they really cope without it.",
+        60,
+    ),
+    "hpa-capacity": Text(
+        "Scale {kind} {name} to its autoscaler maximum of {max_replicas} replicas",
+        "When {kind} {name} is scaled from {replicas} to {max_replicas} replicas for {duration}, the cluster "
+        "schedules every new pod and all are ready within {recovery}s",
+        "The autoscaler of {kind} {name} may grow it to {max_replicas} replicas; whether the cluster has room for "
+        "them is only known once they are scheduled.",
+        60,
+    ),
+    "replicated": Text(
+        "Delete {affected} of {replicas} pods of {kind} {name}",
+        "When {pods} is deleted every {interval} for {duration}, {available} "
+        "and the {kind} controller replaces the deleted pods within {recovery}s",
+        "{kind} {name} has {replicas} replicas; losing some of them must not interrupt service.",
+        30, 10,
+    ),
+}
+
+
+def _clamped(seconds: int, policy: dict[str, Any]) -> int:
+    return int(min(seconds, parse_duration(policy["max_duration"])))
+
+
+def _max_replicas(workload: dict[str, Any]) -> int:
+    return workload.get("protection", {}).get("max_replicas") or workload["replicas"]
+
+
+def _expected_recovery(weakness: Weakness, fault: Fault, workload: dict[str, Any]) -> int:
+    """Seconds from the end of the fault until the steady state holds again."""
+    if fault.family is Family.NODE or weakness.key in ("hpa", "hpa-capacity"):
+        return 120
+    if fault.family is Family.REMOVES_PODS:
+        slow_start = workload["kind"] == "StatefulSet" or workload["tier"] in DATA_TIERS
+        return 60 if slow_start else 30
+    return 30
+
+
+def _container(workload: dict[str, Any]) -> str | None:
+    containers = app_containers(workload)
+    return containers[0]["name"] if containers else None
+
+
+def _parameters(fault: Fault, shape: Shape, duration: int, text: Text) -> dict[str, Any]:
+    """The fault's parameters: decided per experiment where the weakness or the target says, else the catalogue's
+    default; one that stays None (a workload that lists no container) is left to Litmus."""
+    decided = {
+        "duration": format_duration(duration),
+        "interval": None if text.interval_seconds is None else format_duration(min(text.interval_seconds, duration)),
+        "pods_affected_percent": shape.requested_percent,
+        "container": _container(shape.workload),
+        "replica_count": _max_replicas(shape.workload),
+    }
+    values = {parameter.name: decided.get(parameter.name, parameter.default) for parameter in fault.parameters}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _facts(shape: Shape, duration: int, recovery: int, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The texts' placeholders: the experiment's parameters and what the target looks like."""
+    workload = shape.workload
+    return {
+        **parameters,
+        "kind": workload["kind"],
+        "name": workload["name"],
+        "affected": shape.affected,
+        "replicas": shape.replicas,
+        "pods": f"{shape.affected} of {shape.replicas} pods of {workload['kind']} {workload['name']}",
+        "duration": format_duration(duration),
+        "interval": parameters.get("interval", ""),
+        "recovery": recovery,
+        "container": parameters.get("container", "main"),
+        "callers": ", ".join(w.split("/")[-1] for w in shape.callers) or "none",
+        "max_replicas": _max_replicas(workload),
+        "latency_limit": f"{promql.P99_LATENCY_LIMIT_SECONDS:g}",
+        "available": _available(_min_available(shape)),
+        "hpa": workload.get("protection", {}).get("hpa") or "",
+    }
+
+
+def _available(replicas: int) -> str:
+    return f"at least {replicas} replica stays available" if replicas == 1 else f"at least {replicas} replicas stay available"
+
+
+def _min_available(shape: Shape) -> int:
+    return max(1, shape.replicas - shape.affected)
+
+
+def _error_clause(shape: Shape) -> str:
+    """The end of every hypothesis: whose error rate stays below the limit, or just the full stop."""
+    limit = f"{promql.ERROR_RATE_LIMIT:.0%}"
+    if shape.callers:
+        names = ", ".join(w["name"] for w in shape.watched)
+        return f", and the error rate of its callers {names} stays below {limit}."
+    if shape.watched:
+        return f", and its own error rate stays below {limit}."
+    return "."
+
+
+def _target(workload: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    target = {
+        "workload": workload["id"],
+        "namespace": workload["namespace"],
+        "kind": workload["kind"],
+        "name": workload["name"],
+        "label_selector": label_selector(workload),
+    }
+    nodes = sorted(workload.get("runtime", {}).get("nodes", []))
+    if fault.family is Family.NODE and nodes:
+        target["node"] = nodes[0]
+    return target
+
+
+def _blast_radius(index: TopologyIndex, shape: Shape, fault: Fault) -> dict[str, Any]:
+    workload_id = shape.workload["id"]
+    workloads = [workload_id, *index.transitive_callers(workload_id)]
+    namespaces = sorted({index.workloads[w]["namespace"] for w in workloads})
+    upstream = len(workloads) - 1
+    description = f"{shape.affected} of {shape.replicas} pods of {workload_id}"
+    if fault.family is Family.CAPACITY:
+        description = f"{workload_id} scaled from {shape.replicas} to {_max_replicas(shape.workload)} replicas; no running pod is touched"
+    if fault.family is Family.NODE:
+        description += "; every other pod on the drained node is evicted too"
+    description += f"; {upstream} upstream workload(s) may see errors" if upstream else "; no known callers"
+    return {
+        "namespaces": namespaces,
+        "workloads": workloads,
+        "pods_affected_percent": shape.actual_percent,
+        "max_pods": shape.affected,
+        "description": description,
+    }
+
+
+def _slug(name: str) -> str:
+    """A workload name as a check name, which allows no dots and no double dashes (web--v2.beta -> web-v2-beta)."""
+    return re.sub(r"[^a-z0-9]+", "-", name).strip("-")
+
+
+def _abort_thresholds(shape: Shape, fault: Fault, recovery: int, total_loss: bool) -> list[dict[str, Any]]:
+    workload = shape.workload
+    thresholds = []
+    for watched in shape.watched:
+        namespace, name = watched["namespace"], watched["name"]
+        thresholds.append({
+            "name": f"{_slug(name)}-error-rate",
+            "description": f"share of 5xx responses of {watched['id']}",
+            "query": promql.error_rate(namespace, name),
+            "operator": ">",
+            "value": promql.ERROR_RATE_LIMIT,
+            "for": "30s",
+        })
+        if fault.accepts("latency_ms"):  # a fault that adds latency is also judged by its callers' p99 latency
+            thresholds.append({
+                "name": f"{_slug(name)}-p99-latency",
+                "description": f"p99 request duration of {watched['id']} in seconds",
+                "query": promql.p99_latency(namespace, name),
+                "operator": ">",
+                "value": promql.P99_LATENCY_LIMIT_SECONDS,
+                "for": "30s",
+            })
+    # A total loss is expected to leave no replica for a while; only not coming back in time is a breach.
+    floor, grace = (1, recovery + 30) if total_loss else (_min_available(shape), 30)
+    thresholds.append({
+        "name": f"{_slug(workload['name'])}-replicas-unavailable",
+        "description": f"ready replicas of {workload['id']} (kube-state-metrics)",
+        "query": promql.ready_replicas(workload["namespace"], workload["kind"], workload["name"]),
+        "operator": "<",
+        "value": floor,
+        "for": format_duration(grace),
+    })
+    return _unique_names(thresholds)
+
+
+def _unique_names(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Callers of the same name in different namespaces would share a check name; number the repeats."""
+    seen: dict[str, int] = {}
+    for check in checks:
+        base = check["name"]
+        seen[base] = seen.get(base, 0) + 1
+        if seen[base] > 1:
+            check["name"] = f"{base}-{seen[base]}"
+    return checks
+
+
+def _steady_state(shape: Shape) -> list[dict[str, Any]]:
+    workload = shape.workload
+    checks: list[dict[str, Any]] = [
+        {
+            "name": f"{_slug(workload['name'])}-pods-present",
+            "type": "k8s",
+            "resource": "pods",
+            "namespace": workload["namespace"],
+            "label_selector": label_selector(workload),
+            "operation": "present",
+        },
+        {
+            "name": f"{_slug(workload['name'])}-replicas-ready",
+            "type": "prometheus",
+            "query": promql.ready_replicas(workload["namespace"], workload["kind"], workload["name"]),
+            "operator": ">=",
+            "value": shape.replicas,
+        },
+    ]
+    for watched in shape.watched:
+        checks.append({
+            "name": f"{_slug(watched['name'])}-error-rate-normal",
+            "type": "prometheus",
+            "query": promql.error_rate(watched["namespace"], watched["name"]),
+            "operator": "<",
+            "value": promql.ERROR_RATE_LIMIT,
+        })
+    return _unique_names(checks)

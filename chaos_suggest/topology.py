@@ -1,0 +1,56 @@
+"""Lookups over one Topology that the built-in planner and the LLM guard share (no I/O).
+
+TopologyIndex answers who calls whom; label_selector and app_containers read one workload's facts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TopologyIndex:
+    """Lookups over one Topology, built once in O(workloads + dependencies): workloads by id, callers by callee."""
+
+    def __init__(self, topology: dict[str, Any]) -> None:
+        self.workloads: dict[str, dict[str, Any]] = {w["id"]: w for w in topology["workloads"]}
+        self.edges_into: dict[str, list[dict[str, Any]]] = {}
+        for edge in topology["dependencies"]:
+            known = edge["to"] in self.workloads and edge["from"] in self.workloads
+            if known and not edge["external"] and edge["from"] != edge["to"]:
+                self.edges_into.setdefault(edge["to"], []).append(edge)
+        for edges in self.edges_into.values():
+            edges.sort(key=lambda e: (-self.criticality(e["from"]), e["from"]))
+        self.callers = {callee: list(dict.fromkeys(e["from"] for e in edges)) for callee, edges in self.edges_into.items()}
+        self.served = {wid for service in topology["services"] for wid in service["selects"]}
+        self._upstream: dict[str, list[str]] = {}
+
+    def criticality(self, workload_id: str) -> int:
+        return self.workloads[workload_id]["criticality"]["score"]
+
+    def direct_callers(self, workload_id: str) -> list[str]:
+        """Workloads that call this one, most critical first (each once)."""
+        return self.callers.get(workload_id, [])
+
+    def transitive_callers(self, workload_id: str) -> list[str]:
+        """Every workload that depends on this one directly or through others, sorted; memoised per workload."""
+        if workload_id not in self._upstream:
+            seen: set[str] = set()
+            stack = [workload_id]
+            while stack:
+                for caller in self.direct_callers(stack.pop()):
+                    if caller not in seen and caller != workload_id:
+                        seen.add(caller)
+                        stack.append(caller)
+            self._upstream[workload_id] = sorted(seen)
+        return self._upstream[workload_id]
+
+
+def label_selector(workload: dict[str, Any]) -> str:
+    """The equality selector of a workload's pods: its matchLabels, else its pod-template labels."""
+    selector = workload["selector"] or workload["labels"]
+    return ",".join(f"{key}={selector[key]}" for key in sorted(selector))
+
+
+def app_containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workload's containers but its init containers."""
+    return [c for c in workload.get("containers", []) if not c.get("init")]

@@ -1,0 +1,193 @@
+"""The built-in planner's first half: the weak points of a Topology's workloads, as scored candidates (no I/O).
+
+planner.select takes candidates() best first. A weakness is read from a workload's facts (replicas, containers,
+protection, runtime) or from its risk ids, and names the fault (a chaosgen.faults type) that tests it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+from chaos_suggest import promql
+from chaos_suggest.topology import TopologyIndex, app_containers
+from chaosgen.faults import TOTAL_LOSS_FAULTS
+from chaosgen.policy import namespace_violations
+
+log = logging.getLogger(__name__)
+
+TARGETABLE_KINDS = promql.READY_REPLICA_KINDS
+DATA_TIERS = ("database", "cache", "queue")
+SEVERITY_BONUS = {"low": 0, "medium": 5, "high": 10, "critical": 15}
+
+
+Detector = Callable[[dict[str, Any], TopologyIndex, list[dict[str, Any]]], bool]
+
+
+@dataclass(frozen=True)
+class Weakness:
+    """A weak point a fault tests: found from the workload's facts and risk ids, scored, told in the hypothesis."""
+
+    key: str
+    fault: str
+    weight: int
+    risk_tokens: tuple[str, ...]
+    applies: Detector  # (workload, index, its risks matching risk_tokens) -> shows the weakness
+
+
+@dataclass(frozen=True)
+class Candidate:
+    score: int
+    workload_id: str
+    weakness: Weakness
+    risks: list[str]
+
+    def sort_key(self, penalty: int = 0) -> tuple[int, str, str]:
+        """Best first; ties broken by target and fault so that the order never depends on input order."""
+        return (penalty - self.score, self.workload_id, self.weakness.fault)
+
+
+
+def _container_fact(test: Callable[[dict[str, Any]], bool]) -> Detector:
+    """A weakness of some container; the risk ids decide only when the Topology does not list containers."""
+
+    def applies(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+        if "containers" not in workload:
+            return bool(risks)
+        return any(test(container) for container in app_containers(workload))
+
+    return applies
+
+
+def _single_replica(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    return workload["replicas"] == 1
+
+
+def _has_hpa(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    return bool(workload.get("protection", {}).get("hpa")) or bool(risks)
+
+
+def _may_share_a_node(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    """Several replicas that a drain of one node can all take down: seen on one node, or flagged by a risk."""
+    nodes = workload.get("runtime", {}).get("nodes")
+    on_one_node = nodes is not None and len(nodes) == 1
+    return workload["replicas"] >= 2 and (on_one_node or bool(risks))
+
+
+def _has_callers(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    return workload["id"] in index.edges_into
+
+
+def _has_soft_callers(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    """Callers that can serve without it (a cache, tracing): they must degrade, not fail."""
+    return any(edge.get("hard") is False for edge in index.edges_into.get(workload["id"], []))
+
+
+def _can_scale_out(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    """An autoscaler that may add replicas: the cluster must have room for its maximum."""
+    scalable = workload["kind"] in ("Deployment", "StatefulSet")
+    return scalable and (workload.get("protection", {}).get("max_replicas") or 0) > workload["replicas"]
+
+
+def _replicated(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    return workload["replicas"] >= 2
+
+
+_LIMIT_TOKENS = ("no-limits", "no-resource-limits", "no-resources", "resource-limits")
+WEAKNESSES = (
+    Weakness("single-replica", "pod-delete", 40, ("single-replica", "one-replica"), _single_replica),
+    Weakness("no-memory-limit", "pod-memory-hog", 25, ("memory-limit", *_LIMIT_TOKENS),
+             _container_fact(lambda c: "memory" not in c.get("limits", {}))),
+    Weakness("no-readiness-probe", "container-kill", 20, ("readiness",),
+             _container_fact(lambda c: c.get("readiness_probe") is False)),
+    Weakness("no-anti-affinity", "node-drain", 20, ("anti-affinity", "topology-spread", "one-node", "same-node"),
+             _may_share_a_node),
+    Weakness("hpa", "pod-cpu-hog", 20, ("hpa",), _has_hpa),
+    Weakness("no-cpu-limit", "pod-cpu-hog", 15, ("cpu-limit", *_LIMIT_TOKENS),
+             _container_fact(lambda c: "cpu" not in c.get("limits", {}))),
+    Weakness("dependency", "pod-network-latency", 15, (), _has_callers),
+    Weakness("soft-dependency", "pod-network-loss", 10, (), _has_soft_callers),
+    Weakness("hpa-capacity", "pod-autoscaler", 10, (), _can_scale_out),
+    Weakness("replicated", "pod-delete", 5, ("no-pdb",), _replicated),
+)
+# Risks that make some faults unsafe rather than interesting: (risk-id token, faults it rules out, why).
+UNSAFE_WITH = (
+    ("emptydir", TOTAL_LOSS_FAULTS, "it keeps data in an emptyDir volume that a removed pod loses"),
+    ("pdb-blocks-eviction", ("node-drain",), "its PodDisruptionBudget blocks every eviction, so a drain would hang"),
+)
+# Risks that say the workload is failing already: chaos would only add to an incident.
+FAILING_RISKS = ("not-ready", "no-ready-endpoints")
+
+
+def _matching_risks(workload: dict[str, Any], tokens: tuple[str, ...]) -> list[dict[str, Any]]:
+    risks = workload["risks"]
+    if not (tokens and risks):
+        return []
+    return [risks[position] for position in _matching_positions(tuple(risk["id"] for risk in risks), tokens)]
+
+
+@lru_cache(maxsize=4096)
+def _matching_positions(risk_ids: tuple[str, ...], tokens: tuple[str, ...]) -> tuple[int, ...]:
+    """Which of a workload's risks name a token: asked 13 times per workload, and most workloads share risk ids."""
+    return tuple(position for position, risk_id in enumerate(risk_ids) if any(token in risk_id for token in tokens))
+
+
+def _untargetable_reason(workload: dict[str, Any], policy: dict[str, Any]) -> str | None:
+    if workload["kind"] not in TARGETABLE_KINDS:
+        return f"a {workload['kind']} has no controller that recreates what a fault removes"
+    if workload["replicas"] < 1:
+        return "it has no replicas"
+    if not (workload["selector"] or workload["labels"]):
+        return "it has no labels to select its pods by"
+    failing = _matching_risks(workload, FAILING_RISKS)
+    if failing:
+        return f"it is failing already ({failing[0]['id']}: {failing[0]['message']})"
+    broken = namespace_violations({workload["namespace"]}, policy)
+    if broken:
+        rule, message = broken[0]
+        return f"policy rule {rule}: {message}"
+    return None
+
+
+def candidates(index: TopologyIndex, policy: dict[str, Any]) -> list[Candidate]:
+    """The best candidate per (workload, fault) of every workload the policy lets us touch."""
+    allowed_faults = set(policy["allowed_faults"])
+    best: dict[tuple[str, str], Candidate] = {}
+    for workload_id in sorted(index.workloads):
+        workload = index.workloads[workload_id]
+        reason = _untargetable_reason(workload, policy)
+        if reason:
+            log.info("not targeting %s: %s", workload_id, reason)
+            continue
+        for weakness, risks in _weaknesses_of(workload, index, allowed_faults):
+            score = index.criticality(workload_id) + weakness.weight + _data_bonus(workload, weakness)
+            score += max((SEVERITY_BONUS[r["severity"]] for r in risks), default=0)
+            candidate = Candidate(score, workload_id, weakness, sorted({r["id"] for r in risks}))
+            key = (workload_id, weakness.fault)
+            if key not in best or candidate.sort_key() < best[key].sort_key():
+                best[key] = candidate
+    return list(best.values())
+
+
+def _weaknesses_of(workload: dict[str, Any], index: TopologyIndex, allowed_faults: set[str]) -> list[tuple[Weakness, list[dict[str, Any]]]]:
+    """The weaknesses a workload shows, with the risks behind each, minus the faults its risks make unsafe."""
+    found = []
+    for weakness in WEAKNESSES:
+        risks = _matching_risks(workload, weakness.risk_tokens)
+        if weakness.fault in allowed_faults and weakness.applies(workload, index, risks):
+            found.append((weakness, risks))
+    for token, unsafe_faults, why in UNSAFE_WITH:
+        if _matching_risks(workload, (token,)):
+            dropped = sorted({weakness.fault for weakness, _ in found if weakness.fault in unsafe_faults})
+            if dropped:
+                log.info("not running %s on %s: %s", ", ".join(dropped), workload["id"], why)
+            found = [(weakness, risks) for weakness, risks in found if weakness.fault not in unsafe_faults]
+    return found
+
+
+def _data_bonus(workload: dict[str, Any], weakness: Weakness) -> int:
+    """Losing the only replica of a stateful or data-tier workload is worse than losing a stateless one."""
+    is_data = workload.get("stateful") or workload["tier"] in DATA_TIERS
+    return 10 if weakness.key == "single-replica" and is_data else 0
