@@ -153,7 +153,6 @@ def test_bad_count_is_a_usage_error(count: str) -> None:
 
 
 def test_pipeline_into_chaos_litmus_gives_one_engine_per_experiment() -> None:
-    pytest.importorskip("chaos_litmus.cli")
     result = run(f"chaos-suggest -n 3 < {THREE_TIER} | chaos-litmus")
     assert result.returncode == 0, result.stderr
     engines = [doc for doc in yaml.safe_load_all(result.stdout) if doc and doc["kind"] == "ChaosEngine"]
@@ -161,7 +160,6 @@ def test_pipeline_into_chaos_litmus_gives_one_engine_per_experiment() -> None:
 
 
 def test_pipeline_from_the_demo_manifests_targets_the_database_first() -> None:
-    pytest.importorskip("chaos_inventory.cli")
     result = run("chaos-inventory -f k8s/3tier-app.yaml | chaos-suggest -n 3")
     assert result.returncode == 0, result.stderr
     experiments = json.loads(result.stdout)["experiments"]
@@ -171,7 +169,6 @@ def test_pipeline_from_the_demo_manifests_targets_the_database_first() -> None:
 
 
 def test_pipeline_from_sock_shop_gives_three_distinct_tests() -> None:
-    pytest.importorskip("chaos_inventory.cli")
     result = run(f"chaos-inventory -f {FIXTURES / 'apps' / 'sock-shop.yaml'} | chaos-suggest -n 3")
     assert result.returncode == 0, result.stderr
     experiments = json.loads(result.stdout)["experiments"]

@@ -97,6 +97,7 @@ def test_the_plan_uses_every_kind_of_query() -> None:
         assert any(metric in q for q in queries), metric
 
 
+@pytest.mark.slow
 def test_every_query_returns_one_unlabelled_series(prometheus: prom.Prometheus) -> None:
     for query in plan_queries() + [promql.ready_replicas("shop", "ReplicaSet", "api-5d9c")]:
         result = prometheus.query(query)
