@@ -101,7 +101,7 @@ BAD_INPUTS = {
     "binary.yaml": bytes(range(256)) * 4,
     "latin1.yaml": "kind: Caf\xe9\n".encode("latin-1"),
     "alias-bomb.yaml": (b"a: &a [x,x,x,x,x,x,x,x,x]\n" + b"".join(
-        f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n".encode() for p, c in zip("abcdefgh", "bcdefghi"))),
+        f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n".encode() for p, c in zip("abcdefgh", "bcdefghi", strict=True))),
     "recursive-alias.yaml": b"--- &a\n- *a\n",
     "recursive-alias-in-object.yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata: &m {name: x, loop: *m}\n",
     "deep.json": b"[" * 50000 + b"]" * 50000,
@@ -110,7 +110,8 @@ BAD_INPUTS = {
     "scalar.yaml": b"just a sentence\n",
     "no-name.yaml": b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {}\nspec: {template: {spec: {containers: [{name: a}]}}}\n",
     "bad-containers.yaml": b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: oops}\n",
-    "bad-list-item.yaml": b"apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: 0}]}}\n",
+    "bad-list-item.yaml": b"apiVersion: v1\nkind: List\nitems:\n"
+                          b"- {apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: 0}]}}\n",
 }
 
 

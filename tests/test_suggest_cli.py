@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FIXTURES, GOLDEN, REPO, assert_golden, run as run_bytes
+from conftest import FIXTURES, GOLDEN, REPO, assert_golden
+from conftest import run as run_bytes
 
 SUGGEST_GOLDEN = GOLDEN / "suggest"
 THREE_TIER = SUGGEST_GOLDEN / "3tier.topology.json"

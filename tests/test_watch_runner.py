@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from chaosgen.policy import DEFAULT_POLICY
 from chaos_watch import core
 from chaos_watch.prometheus import MetricsUnavailable
 from chaos_watch.runner import LITMUS_CRDS, Runner, Settings, stop_leftovers
+from chaosgen.policy import DEFAULT_POLICY
 from tests.sandbox import watch_app
 
 
