@@ -11,7 +11,7 @@ import json
 import re
 import sys
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any, cast
 
@@ -312,7 +312,7 @@ def dump_yaml_stream(documents: list[Any]) -> str:
     return buffer.getvalue()
 
 
-def iter_json_path(path: Iterator[Any] | list[Any]) -> str:
+def iter_json_path(path: Iterable[Any]) -> str:
     """$.a[0].b style JSON path from a jsonschema error's absolute_path."""
     out = "$"
     for part in path:
