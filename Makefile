@@ -1,12 +1,13 @@
-# Two commands do everything on a fresh Debian machine with Python 3.11+ and Go:
+# Three commands do everything on a fresh Debian machine with Python 3.11+ and Go:
 #   make demo   install, then run the offline pipeline on k8s/3tier-app.yaml with the built-in defaults
 #   make test   install everything the tests need (pip packages, Debian packages, the Go-built control plane), then pytest
+#   make lint   ruff (configured in pyproject.toml) on the whole tree, mypy on the packages
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test deps sandbox bench bench-scale clean
+.PHONY: install demo test lint deps sandbox bench bench-scale clean
 
 $(BIN)/chaos-inventory: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,14 @@ deps: install
 
 test: deps
 	$(BIN)/pytest -q -ra
+
+$(BIN)/mypy: $(BIN)/chaos-inventory
+	$(BIN)/pip install -q -e '.[lint]'
+	touch $@
+
+lint: $(BIN)/mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy chaosgen chaos_inventory chaos_suggest chaos_litmus chaos_watch
 
 sandbox: install
 	bash tests/sandbox/build.sh >/dev/null

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_manifest import DEFAULT_SEED, DEFAULT_WORKLOADS, generate  # noqa: E402
+from gen_manifest import DEFAULT_SEED, DEFAULT_WORKLOADS, generate
 
 TARGET_RATIO = 1.5
 STAGES = ("chaos-inventory", "chaos-suggest", "chaos-litmus")

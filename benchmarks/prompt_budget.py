@@ -22,12 +22,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaos_suggest.llm.anonymize import Anonymizer  # noqa: E402
-from chaos_suggest.llm.guard import answer_schema  # noqa: E402
-from chaos_suggest.llm.options import DEFAULT_MAX_PROMPT_TOKENS  # noqa: E402
-from chaos_suggest.llm.prompt import ALWAYS_SHOWN, PromptBuilder, rank_workloads, scrub  # noqa: E402
-from chaosgen.policy import load_policy  # noqa: E402
-from chaosgen.schemas import validate  # noqa: E402
+from chaos_suggest.llm.anonymize import Anonymizer
+from chaos_suggest.llm.guard import answer_schema
+from chaos_suggest.llm.options import DEFAULT_MAX_PROMPT_TOKENS
+from chaos_suggest.llm.prompt import ALWAYS_SHOWN, PromptBuilder, rank_workloads, scrub
+from chaosgen.policy import load_policy
+from chaosgen.schemas import validate
 
 TIERS = ("frontend", "backend", "backend", "backend", "database", "cache", "queue")
 RISKS = (
@@ -109,7 +109,7 @@ def main() -> int:
           f"json.dumps {dump_seconds * 1000:.0f} ms")
     failed = False
     for label, anonymize in (("plain", False), ("--anonymize", True)):
-        def build() -> Any:
+        def build(anonymize: bool = anonymize) -> Any:
             visible = scrub(topology)
             hide = Anonymizer(visible).hide if anonymize else (lambda value: value)
             return PromptBuilder(visible, policy, 3, answer_schema(3), args.max_prompt_tokens, hide).build()

@@ -1,4 +1,4 @@
-"""How well chaos-inventory finds the documented architecture of the fixture apps (../shared/fixtures/truth/).
+"""How well chaos-inventory finds the documented architecture of the fixture apps (tests/fixtures/truth/).
 
     python benchmarks/truth_score.py          # one line per app: precision, recall, tier accuracy
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 
 
 def score(topology: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +55,11 @@ def inventory(manifest: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    for truth_file in sorted((FIXTURES / "truth").glob("*.json")):
+    truth_files = sorted((FIXTURES / "truth").glob("*.json"))
+    if not truth_files:
+        print(f"truth_score: no truth files in {FIXTURES / 'truth'}", file=sys.stderr)
+        return 1
+    for truth_file in truth_files:
         truth = json.loads(truth_file.read_text())
         result = score(inventory(FIXTURES / "apps" / f"{truth['app']}.yaml"), truth)
         print(f"{result['app']:<10} precision {result['precision']:.2f}  recall {result['recall']:.2f} "

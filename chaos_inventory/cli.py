@@ -7,11 +7,11 @@ import re
 
 import click
 
+from chaos_inventory import core, render
+from chaos_inventory.manifests import load_manifests
 from chaosgen.boundary import stage_options, validated_output, write_stdout
 from chaosgen.documents import dump_json
 from chaosgen.errors import UsageError
-from chaos_inventory import core, render
-from chaos_inventory.manifests import load_manifests
 
 TOOL = "chaos-inventory"
 FORMATS = {"json": dump_json, "dot": render.to_dot, "mermaid": render.to_mermaid}
@@ -64,6 +64,8 @@ def main(filenames: tuple[str, ...], namespaces: tuple[str, ...], all_namespaces
         try:
             topology = core.build_topology(manifests.objects, {"type": "files", "files": list(filenames)})
         except core.MalformedObject as e:
+            if e.index is None:  # build_topology sets it on every MalformedObject it lets out: a bug
+                raise
             raise manifests.origins[e.index].rejection(e) from e
         warnings = manifests.warnings + topology["metadata"].get("warnings", [])
         if warnings:

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos_inventory.fields import MalformedObject
+from chaos_inventory.model import KNOWN_KINDS
 from chaosgen.documents import display_name, parse_documents, read_bytes
 from chaosgen.errors import InputRejected
-from chaos_inventory.core import KNOWN_KINDS, MalformedObject
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -75,7 +76,8 @@ def load_manifests(paths: tuple[str, ...] | list[str], default_namespace: str) -
             origin = Origin(source, number if len(documents) > 1 else None, "$")
             found += _collect(document, origin, default_namespace, manifests, ignored)
         if not found:
-            raise InputRejected("no Kubernetes object found (expected YAML or JSON objects with apiVersion and kind)", source)
+            raise InputRejected(
+                "no Kubernetes object found (expected YAML or JSON objects with apiVersion and kind)", source)
     if ignored:
         kinds = ", ".join(f"{kind} ({count})" for kind, count in sorted(ignored.items()))
         manifests.warnings.append(f"ignored objects of unknown kinds: {kinds}")

@@ -13,7 +13,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import click
 
@@ -36,7 +36,7 @@ def read_document(path: str, expected_kind: str | tuple[str, ...], tool: str) ->
     document = documents[0]
     kind = check_kind(document, expected_kind, tool, source)
     validate(document, kind, source)
-    return document
+    return cast("dict[str, Any]", document)
 
 
 def validated_output(document: dict[str, Any]) -> dict[str, Any]:

@@ -11,8 +11,9 @@ import json
 import re
 import sys
 from bisect import bisect_left
+from collections.abc import Iterable
 from itertools import accumulate
-from typing import Any, Iterator
+from typing import Any, cast
 
 import orjson
 import yaml
@@ -31,7 +32,7 @@ MAX_ALIAS_EXPANSION = 1_000_000
 # hits is ~100x faster than one pattern with the alternation in front. Lines are measured from their start only.
 _AMPERSAND_WORD = re.compile(r"&[^\s\[\]{},]+")
 _BEFORE_ANCHOR = frozenset("[{,:-")
-_LONG_LINE = re.compile(r"(?m)^[^\n]{%d}" % C_LOADER_DEPTH_BOUND)
+_LONG_LINE = re.compile(rf"(?m)^[^\n]{{{C_LOADER_DEPTH_BOUND}}}")
 _NON_BRACKETS = re.compile(r"[^\[\]{}]+")
 _BRACKET_DELTA = {"[": 1, "{": 1, "]": -1, "}": -1}
 
@@ -73,7 +74,8 @@ class _LeanSafeLoader(_CLoader):  # type: ignore[misc,valid-type]
                 try:
                     return self._resolved_plain[value]  # type: ignore[index]
                 except KeyError:
-                    tag = self._resolved_plain[value] = super().resolve(kind, value, implicit)  # type: ignore[index]
+                    tag: str = super().resolve(kind, value, implicit)
+                    self._resolved_plain[value] = tag  # type: ignore[index]
                     return tag
             return _MAP if kind is _MAPPING_NODE else _SEQ
 
@@ -128,7 +130,7 @@ class _LeanSafeLoader(_CLoader):  # type: ignore[misc,valid-type]
                 key_tag = key_node.tag
                 if key_tag == string:
                     container[key_node.value] = value_of(value_node)
-                elif key_tag == _MERGE or key_tag == _VALUE:
+                elif key_tag in (_MERGE, _VALUE):
                     container.clear()
                     pending.append((node, container))
                     self.flatten_mapping(node)
@@ -205,7 +207,7 @@ def _load_yaml(text: str, source: str) -> list[Any]:
     documents = []
     try:
         while loader.check_node():
-            node = loader.get_node()
+            node = cast(yaml.Node, loader.get_node())  # check_node() said there is one
             if anchor_ends and _may_hold_anchor(node, anchor_ends):
                 _check_alias_expansion(node, source)
             documents.append(loader.construct_document(node))
@@ -310,9 +312,12 @@ def dump_yaml_stream(documents: list[Any]) -> str:
     return buffer.getvalue()
 
 
-def iter_json_path(path: Iterator[Any] | list[Any]) -> str:
+def iter_json_path(path: Iterable[Any]) -> str:
     """$.a[0].b style JSON path from a jsonschema error's absolute_path."""
     out = "$"
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part) else f"[{json.dumps(part)}]")
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", part) else f"[{json.dumps(part)}]"
     return out

@@ -8,10 +8,11 @@ import json
 import marshal
 import os
 import re
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from types import CodeType
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import fastjsonschema
 
@@ -40,7 +41,7 @@ _NOT_DRAFT7 = frozenset({
 _ANNOTATIONS = frozenset({"$ref", "description", "title", "$comment", "examples", "default", "deprecated"})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _registry() -> Registry:
     # jsonschema and referencing take ~0.14 s to import: only an invalid document or the LLM repair round needs them.
     from referencing import Registry, Resource
@@ -54,7 +55,7 @@ def _registry() -> Registry:
     return Registry().with_resources(resources)
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(kind: str) -> Draft202012Validator:
     """A cached validator for one document kind."""
     from jsonschema import Draft202012Validator
@@ -78,7 +79,7 @@ def passes_fast_check(document: Any, schema_file: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=None)
+@cache
 def fast_validator_of(schema_file: str) -> Callable[[Any], Any] | None:
     """A compiled validator that answers "valid?" some 20x faster than jsonschema on large documents (a
     5,000-workload Topology); None when the schemas use keywords it would not check. Only a pass is trusted."""
@@ -105,7 +106,7 @@ def fast_validator_of(schema_file: str) -> Callable[[Any], Any] | None:
     root_function, bytecode = cached
     namespace: dict[str, Any] = {}
     exec(bytecode, namespace)  # noqa: S102 - generated from our own schemas
-    return namespace[root_function]
+    return cast("Callable[[Any], Any]", namespace[root_function])
 
 
 _ROOT_FUNCTION = re.compile(r"^def (\w+)\(", re.MULTILINE)
@@ -163,7 +164,7 @@ def _beyond_draft7(node: Any) -> bool:
 
 def schema_of(kind: str) -> dict[str, Any]:
     """The schema document of a kind (the LLM prompt shows the ExperimentPlan one)."""
-    return validator(kind).schema
+    return cast("dict[str, Any]", validator(kind).schema)
 
 
 def check_kind(document: Any, expected: str | tuple[str, ...], tool: str, source: str) -> str:
@@ -179,7 +180,7 @@ def check_kind(document: Any, expected: str | tuple[str, ...], tool: str, source
     if kind not in expected_kinds:
         article = "an" if isinstance(kind, str) and kind[:1] in "AEIOU" else "a"
         raise InputRejected(f"{tool} expects {wanted}, got {article} {kind}", source, "$.kind")
-    return kind
+    return cast(str, kind)
 
 
 def validate(document: Any, kind: str, source: str) -> None:

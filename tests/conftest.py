@@ -1,5 +1,5 @@
-"""Shared test helpers: where the repository and the shared fixtures are, running a command as a user does, and
-golden files. Import them in a test module with `from conftest import FIXTURES, REPO, assert_golden, run`.
+"""Shared test helpers: where the repository and the fixtures are, running a command as a user does, and golden
+files. Import them in a test module with `from conftest import FIXTURES, REPO, assert_golden, fixture_files, run`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,24 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# In CI the shared fixtures sit beside the clone, read-only; never locate them any other way.
-FIXTURES = REPO.parent / "shared" / "fixtures"
+# Third-party manifests and CRDs, vendored in the repository (tests/fixtures/README.md names their sources).
+FIXTURES = REPO / "tests" / "fixtures"
 GOLDEN = REPO / "tests" / "golden"
 UPDATE_GOLDEN = os.environ.get("CHAOSGEN_UPDATE_GOLDEN") == "1"
+_FIXTURE_FILES = ("apps/sock-shop.yaml", "apps/bookinfo.yaml", "crds/litmus-crds.yaml", "truth/sock-shop.json",
+                  "truth/bookinfo.json")
+_missing = [name for name in _FIXTURE_FILES if not (FIXTURES / name).is_file()]
+if _missing:
+    # Fail the whole run at collection: a missing fixture must never turn into an empty parametrisation.
+    raise RuntimeError(f"test fixtures missing from {FIXTURES}: {', '.join(_missing)}")
+
+
+def fixture_files(pattern: str) -> list[Path]:
+    """The fixture files matching a glob, sorted, for parametrising a test; never empty."""
+    found = sorted(FIXTURES.glob(pattern))
+    if not found:
+        raise RuntimeError(f"no test fixture matches {FIXTURES / pattern}")
+    return found
 
 
 def run(cmd: str, input: bytes | None = None, cwd: Path = REPO, env: dict[str, str] | None = None,

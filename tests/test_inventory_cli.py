@@ -13,7 +13,7 @@ from conftest import FIXTURES, GOLDEN, REPO, assert_golden, run
 
 GOLDEN_DIR = GOLDEN / "inventory"
 SHOP = "tests/golden/inventory/inputs/shop.yaml"
-APPS = {"sock-shop": "../shared/fixtures/apps/sock-shop.yaml", "bookinfo": "../shared/fixtures/apps/bookinfo.yaml",
+APPS = {"sock-shop": "tests/fixtures/apps/sock-shop.yaml", "bookinfo": "tests/fixtures/apps/bookinfo.yaml",
         "shop": SHOP}
 PLANTED_SECRETS = ("hunter2-env", "dsn-s3cret", "amqp-s3cret", "cm-s3cret-value", "secret-data-value",
                    "secret-string-value", base64.b64encode(b"secret-data-value").decode())
@@ -55,10 +55,10 @@ def test_output_is_byte_identical_across_runs():
 def test_stdin_directory_and_pipe():
     piped = run(f"cat {SHOP} | chaos-inventory -f - | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"kind\"])'")
     assert piped.returncode == 0 and piped.stdout == b"Topology\n"
-    from_dir = inventory("-f ../shared/fixtures/apps")
+    from_dir = inventory("-f tests/fixtures/apps")
     topology = json.loads(from_dir.stdout)
     assert from_dir.returncode == 0 and topology["summary"]["workloads"] == 20
-    assert topology["metadata"]["source"]["files"] == ["../shared/fixtures/apps"]
+    assert topology["metadata"]["source"]["files"] == ["tests/fixtures/apps"]
 
 
 def test_default_namespace_flag_applies_to_namespaceless_objects_only():
@@ -101,7 +101,7 @@ BAD_INPUTS = {
     "binary.yaml": bytes(range(256)) * 4,
     "latin1.yaml": "kind: Caf\xe9\n".encode("latin-1"),
     "alias-bomb.yaml": (b"a: &a [x,x,x,x,x,x,x,x,x]\n" + b"".join(
-        f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n".encode() for p, c in zip("abcdefgh", "bcdefghi"))),
+        f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n".encode() for p, c in zip("abcdefgh", "bcdefghi", strict=True))),
     "recursive-alias.yaml": b"--- &a\n- *a\n",
     "recursive-alias-in-object.yaml": b"apiVersion: v1\nkind: ConfigMap\nmetadata: &m {name: x, loop: *m}\n",
     "deep.json": b"[" * 50000 + b"]" * 50000,
@@ -110,7 +110,8 @@ BAD_INPUTS = {
     "scalar.yaml": b"just a sentence\n",
     "no-name.yaml": b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {}\nspec: {template: {spec: {containers: [{name: a}]}}}\n",
     "bad-containers.yaml": b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: oops}\n",
-    "bad-list-item.yaml": b"apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: 0}]}}\n",
+    "bad-list-item.yaml": b"apiVersion: v1\nkind: List\nitems:\n"
+                          b"- {apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: 0}]}}\n",
 }
 
 

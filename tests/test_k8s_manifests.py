@@ -11,11 +11,13 @@ import json
 import re
 import shlex
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
+
 from conftest import REPO, run
 
 K8S = REPO / "k8s"

@@ -15,9 +15,9 @@ import yaml
 from jsonschema import Draft4Validator
 
 from chaos_litmus import crd
+from conftest import FIXTURES, fixture_files
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
 GOLDEN = REPO / "tests" / "golden" / "litmus"
 PLAN = GOLDEN / "plan.json"
 
@@ -174,7 +174,7 @@ def test_validate_without_a_usable_kubeconfig_is_an_environment_failure(tmp_path
     _one_line_error(run(f"chaos-litmus -f {PLAN} --validate {flags}", env), 4, "cannot load the kubeconfig")
 
 
-@pytest.mark.parametrize("app", [REPO / "k8s" / "3tier-app.yaml", *sorted((FIXTURES / "apps").glob("*.yaml"))], ids=lambda p: p.name)
+@pytest.mark.parametrize("app", [REPO / "k8s" / "3tier-app.yaml", *fixture_files("apps/*.yaml")], ids=lambda p: p.name)
 def test_the_offline_pipeline_gives_engines_the_litmus_crd_accepts(app):
     result = run(f"chaos-inventory -f {app} | chaos-suggest -n 3 | chaos-litmus --with-rbac --with-experiments --format json")
     assert result.returncode == 0, result.stderr

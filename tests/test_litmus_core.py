@@ -17,9 +17,9 @@ from chaos_litmus import catalogue, core, crd, validate
 from chaosgen.errors import EnvironmentFailure, InputRejected, PolicyViolation
 from chaosgen.faults import FAULT_TYPES
 from chaosgen.policy import load_policy
+from conftest import FIXTURES
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
 PLAN = json.loads((REPO / "tests" / "golden" / "litmus" / "plan.json").read_text())
 ALL_FLAGS = core.Options(with_experiments=True, with_rbac=True)
 COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
@@ -272,10 +272,13 @@ def test_experiments_are_the_vendored_definitions_in_the_engines_namespace():
 
 
 @pytest.mark.parametrize("fault", sorted(set(FAULT_TYPES) - {"pod-autoscaler"}))
-def test_vendored_experiments_are_the_shared_fixtures(fault):
-    vendored = REPO / "chaos_litmus" / "experiments" / f"{fault}.yaml"
-    assert yaml.safe_load(vendored.read_text()) == yaml.safe_load((FIXTURES / "litmus-experiments" / f"{fault}.yaml").read_text())
-    assert "source-repository: https://github.com/litmuschaos/chaos-charts" in vendored.read_text()
+def test_vendored_experiments_name_their_upstream_source(fault):
+    # The only copy of each chaos-charts definition in the repository: its provenance block is all there is to check.
+    text = (REPO / "chaos_litmus" / "experiments" / f"{fault}.yaml").read_text()
+    assert yaml.safe_load(text)["metadata"]["name"] == fault
+    assert "source-repository: https://github.com/litmuschaos/chaos-charts" in text
+    assert f"source-path: faults/kubernetes/{fault}/fault.yaml" in text
+    assert "commit: c14e99cf25c5b69f73f20af6fd737e8515d50f5e" in text
 
 
 def test_rendering_is_deterministic_and_does_not_touch_the_plan():
@@ -335,7 +338,7 @@ def test_rendered_objects_validate_against_the_litmus_crd_schema(crd_documents, 
             assert not errors, f"{document['metadata']['name']}: {errors}"
 
 
-def test_the_vendored_engine_schema_is_generated_from_the_shared_crd(crd_documents):
+def test_the_vendored_engine_schema_is_generated_from_the_litmus_crd(crd_documents):
     vendored = json.loads((REPO / "schemas" / crd.SCHEMA_FILE).read_text())
     generated = crd.schema_document(crd_documents, vendored["$comment"])
     assert vendored == generated

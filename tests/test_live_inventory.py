@@ -157,7 +157,7 @@ def test_forbidden_required_kind_exits_4_naming_the_verb_and_resource(sandbox: S
 
 
 def test_expired_credentials_exit_4(sandbox: Sandbox) -> None:
-    expired = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    expired = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     kubeconfig = sandbox.new_kubeconfig("expired", "chaosgen-readonly", not_after=expired)
     assert_environment_failure(shell("chaos-inventory", sandbox.env(kubeconfig)), "401", "credentials")
 

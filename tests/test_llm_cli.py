@@ -50,6 +50,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int, t
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_the_pipeline_works_with_each_provider(protocol: str, tmp_path: Path) -> None:
     with FakeLLMServer(protocol, [Reply(answers.valid_plan())]) as server:
@@ -60,6 +61,7 @@ def test_the_pipeline_works_with_each_provider(protocol: str, tmp_path: Path) ->
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_hostile_replies_reach_stderr_as_rules_and_never_stdout(protocol: str, tmp_path: Path) -> None:
     hostile = answers.hostile_experiments()
@@ -89,6 +91,7 @@ def test_a_missing_key_is_exit_4_naming_the_variable(protocol: str, variable: st
     assert_one_error_line(result, 4, f"{variable} is not set")
 
 
+@pytest.mark.slow
 def test_verbose_shows_the_prompt_estimate(tmp_path: Path) -> None:
     with FakeLLMServer("openai", [Reply(answers.valid_plan())]) as server:
         result = suggest("openai", server, tmp_path, flags="-v --max-prompt-tokens 6000")
@@ -96,12 +99,14 @@ def test_verbose_shows_the_prompt_estimate(tmp_path: Path) -> None:
     assert re.search(r"INFO: prompt for llm:openai/test-model: about \d+ tokens \(limit 6000\), 4 of 4 workloads shown", result.stderr)
 
 
+@pytest.mark.slow
 def test_no_fallback_malformed_answer_is_exit_3(tmp_path: Path) -> None:
     with FakeLLMServer("gemini", [Reply("{oops")]) as server:
         result = suggest("gemini", server, tmp_path, flags="--no-fallback")
     assert_one_error_line(result, 3, "invalid-json")
 
 
+@pytest.mark.slow
 def test_no_fallback_server_errors_are_exit_4(tmp_path: Path) -> None:
     with FakeLLMServer("anthropic", [Reply(status=500)]) as server:
         result = suggest("anthropic", server, tmp_path, flags="--no-fallback --max-retries 1")
@@ -109,12 +114,14 @@ def test_no_fallback_server_errors_are_exit_4(tmp_path: Path) -> None:
     assert len(server.requests) == 2
 
 
+@pytest.mark.slow
 def test_401_is_exit_4_naming_the_key(tmp_path: Path) -> None:
     with FakeLLMServer("openai", [Reply(status=401)]) as server:
         result = suggest("openai", server, tmp_path)
     assert_one_error_line(result, 4, "refused the API key (HTTP 401): check OPENAI_API_KEY")
 
 
+@pytest.mark.slow
 def test_a_hang_past_the_timeout_falls_back_with_a_warning(tmp_path: Path) -> None:
     with FakeLLMServer("openai", [Reply(answers.valid_plan(), delay=30)]) as server:
         result = suggest("openai", server, tmp_path, flags="--timeout 1 --max-retries 0")
@@ -122,6 +129,7 @@ def test_a_hang_past_the_timeout_falls_back_with_a_warning(tmp_path: Path) -> No
     assert "did not answer within 1s; the builtin planner plans instead" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_cached_rerun_is_byte_identical_and_offline(tmp_path: Path) -> None:
     cache = f"--cache-dir {shlex.quote(str(tmp_path / 'answers'))}"
     with FakeLLMServer("anthropic", [Reply(answers.valid_plan())]) as server:
@@ -141,6 +149,7 @@ def test_offline_without_a_cached_answer_is_exit_4(tmp_path: Path) -> None:
     assert server.requests == []
 
 
+@pytest.mark.slow
 def test_anonymize_sends_no_real_name(tmp_path: Path) -> None:
     with FakeLLMServer("gemini", [Reply(answers.valid_plan())]) as server:
         result = suggest("gemini", server, tmp_path, flags="--anonymize")

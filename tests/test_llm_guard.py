@@ -5,7 +5,6 @@ The SDKs against local servers are in test_llm_providers.py, the installed comma
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
 import re
@@ -21,7 +20,15 @@ from jsonschema import Draft202012Validator
 from chaos_suggest.llm.anonymize import Anonymizer
 from chaos_suggest.llm.cache import AnswerCache, cache_key, default_cache_dir
 from chaos_suggest.llm.guard import AnswerUnusable, Guard, answer_schema, parse_answer
-from chaos_suggest.llm.prompt import ALWAYS_SHOWN, PromptBuilder, data_json, estimate_tokens, rank_workloads, repair_request, scrub
+from chaos_suggest.llm.prompt import (
+    ALWAYS_SHOWN,
+    PromptBuilder,
+    data_json,
+    estimate_tokens,
+    rank_workloads,
+    repair_request,
+    scrub,
+)
 from chaos_suggest.llm.providers import Conversation, ProviderFailure, Turn, make_provider
 from chaosgen.errors import UsageError
 from chaosgen.policy import load_policy

@@ -64,6 +64,7 @@ def protocol(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.mark.slow
 def test_a_valid_plan_is_taken_as_is(protocol: str, tmp_path: Path) -> None:
     run = Run(protocol, [Reply(answers.valid_plan())], tmp_path)
     assert run.generators == [LLM.format(protocol)] * 3
@@ -167,6 +168,7 @@ def test_429_then_success(protocol: str, tmp_path: Path) -> None:
     assert len(run.server.requests) == 2
 
 
+@pytest.mark.slow
 def test_500s_until_the_retries_run_out(protocol: str, tmp_path: Path) -> None:
     run = Run(protocol, [Reply(status=500)], tmp_path, max_retries=2)
     assert len(run.server.requests) == 3

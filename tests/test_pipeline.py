@@ -58,12 +58,14 @@ def test_first_experiment_targets_the_most_critical_workload() -> None:
     assert plan["experiments"][0]["target"]["workload"] == ranked[0]["id"]
 
 
+@pytest.mark.slow
 def test_pipeline_is_byte_identical_across_runs() -> None:
     first = run(PIPELINE.format(manifest=APPS["sock-shop"]) + " --with-experiments --with-rbac")
     second = run(PIPELINE.format(manifest=APPS["sock-shop"]) + " --with-experiments --with-rbac")
     assert first.returncode == 0 and first.stdout == second.stdout
 
 
+@pytest.mark.slow
 def test_no_secret_value_leaves_any_stage(tmp_path) -> None:
     secret_values = re.findall(r"^\s+password:\s*(\S+)$", APPS["3tier"].read_text(), flags=re.MULTILINE)
     assert secret_values, "the 3-tier app should plant a fake Secret value for this test"

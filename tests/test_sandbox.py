@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FIXTURES, REPO, run
+from conftest import FIXTURES, REPO, fixture_files, run
 from tests.sandbox.fixture import READY_DELAY
 from tests.sandbox.sandbox import COMPONENTS, Sandbox, _is_ours, start
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.sandbox
 
 LITMUS_CRDS = FIXTURES / "crds" / "litmus-crds.yaml"
 K8S_MANIFESTS = sorted((REPO / "k8s").glob("*.yaml"))
-FIXTURE_APPS = sorted((FIXTURES / "apps").glob("*.yaml"))
+FIXTURE_APPS = fixture_files("apps/*.yaml")
 
 
 def ready_pods(sandbox: Sandbox, namespace: str, selector: str) -> dict[str, bool]:

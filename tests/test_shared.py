@@ -15,10 +15,10 @@ from chaosgen.errors import InputRejected
 from chaosgen.schemas import all_errors, check_kind, validate
 from chaosgen.secrets import REDACTED, is_secret_name, redact_text, redact_value
 from chaosgen.units import format_duration, parse_duration
-from conftest import FIXTURES, REPO
+from conftest import REPO, fixture_files
 
 ALIAS_BOMB = "\n".join(
-    [f'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
 )
 
@@ -96,12 +96,13 @@ def _same_as_safe_loader(text: str) -> None:
     assert repr(parse_documents(text.encode(), "x")) == repr(expected)
 
 
-@pytest.mark.parametrize("path", sorted([*(FIXTURES / "apps").glob("*.yaml"), *(REPO / "k8s").glob("*.yaml")]),
+@pytest.mark.parametrize("path", sorted([*fixture_files("apps/*.yaml"), *(REPO / "k8s").glob("*.yaml")]),
                          ids=lambda path: path.name)
 def test_fast_yaml_loading_gives_safe_loader_results_on_manifests(path: Path) -> None:
     _same_as_safe_loader(path.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_fast_yaml_loading_gives_safe_loader_results_on_the_benchmark_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     from gen_manifest import generate

@@ -50,7 +50,7 @@ def exposition() -> str:
 
 
 class Exporter(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         body = exposition().encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -97,6 +97,7 @@ def test_the_plan_uses_every_kind_of_query() -> None:
         assert any(metric in q for q in queries), metric
 
 
+@pytest.mark.slow
 def test_every_query_returns_one_unlabelled_series(prometheus: prom.Prometheus) -> None:
     for query in plan_queries() + [promql.ready_replicas("shop", "ReplicaSet", "api-5d9c")]:
         result = prometheus.query(query)

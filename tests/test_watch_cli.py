@@ -90,6 +90,7 @@ def test_bad_duration_flag_is_a_usage_error(engines_file: Path) -> None:
     assert "not a duration" in completed.stderr
 
 
+@pytest.mark.slow
 def test_unreachable_cluster_is_exit_4_before_anything_runs(engines_file: Path, unreachable_kubeconfig: Path, tmp_path: Path) -> None:
     completed = sh(f"cat {engines_file} | PROMETHEUS_URL=http://127.0.0.1:1 chaos-watch --kubeconfig {unreachable_kubeconfig} "
                    f"--state-dir {tmp_path / 'state'}")
@@ -105,6 +106,7 @@ def test_cleanup_with_no_unfinished_run(tmp_path: Path) -> None:
     assert "no unfinished run" in completed.stderr
 
 
+@pytest.mark.slow
 def test_cleanup_against_an_unreachable_cluster_is_exit_4(tmp_path: Path, unreachable_kubeconfig: Path) -> None:
     (tmp_path / "20260101T000000Z-1.jsonl").write_text(json.dumps({"op": "apply", "apiVersion": "litmuschaos.io/v1alpha1",
                                                                   "kind": "ChaosEngine", "namespace": "shop", "name": "x"}) + "\n")

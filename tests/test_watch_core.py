@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from chaos_watch import core
 from chaosgen.errors import InputRejected
 from chaosgen.policy import DEFAULT_POLICY
 from chaosgen.schemas import validate
-from chaos_watch import core
 from tests.sandbox import watch_app
 from tests.sandbox.litmus_runner import pods_to_kill, result_status
 from tests.sandbox.traffic_sim import Application, Metrics

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from chaosgen.policy import DEFAULT_POLICY
 from chaos_watch import core
 from chaos_watch.prometheus import MetricsUnavailable
 from chaos_watch.runner import LITMUS_CRDS, Runner, Settings, stop_leftovers
+from chaosgen.policy import DEFAULT_POLICY
 from tests.sandbox import watch_app
 
 
@@ -136,6 +136,7 @@ def test_quiet_metrics_pass_and_the_journal_precedes_each_create() -> None:
     assert [r["op"] for r in journal.records] == ["run", "apply", "finished"]
 
 
+@pytest.mark.slow
 def test_a_breach_stops_the_engine_and_says_why() -> None:
     cluster = FakeCluster(chaos_seconds=5)
     observation = run(cluster, ScriptedMetrics(0.0, 0.0, 0.9))
@@ -145,6 +146,7 @@ def test_a_breach_stops_the_engine_and_says_why() -> None:
     assert observation.abort["threshold"] == "web-error-rate"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy, aborted", [("abort", True), ("continue", False)])
 def test_metrics_loss_aborts_unless_told_to_continue(policy: str, aborted: bool) -> None:
     cluster = FakeCluster(chaos_seconds=0.5)
@@ -156,6 +158,7 @@ def test_metrics_loss_aborts_unless_told_to_continue(policy: str, aborted: bool)
         assert cluster.stops == [] and any(e["type"] == "metrics-loss" for e in observation.events)
 
 
+@pytest.mark.slow
 def test_timeout_aborts_and_an_unconfirmed_stop_keeps_the_journal_open() -> None:
     cluster = FakeCluster(chaos_seconds=60, honour_stop=False)
     journal = ListJournal()

@@ -22,7 +22,7 @@ from tests.sandbox.sandbox import Sandbox
 from tests.sandbox.traffic_sim import TrafficSim
 
 REPO = Path(__file__).resolve().parents[2]
-LITMUS_CRDS = REPO.parent / "shared" / "fixtures" / "crds" / "litmus-crds.yaml"
+LITMUS_CRDS = REPO / "tests" / "fixtures" / "crds" / "litmus-crds.yaml"
 NAMESPACE = "watch-e2e"
 SCRAPE = prom.SCRAPE_INTERVAL_SECONDS
 
