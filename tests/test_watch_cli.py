@@ -74,6 +74,24 @@ def test_broken_annotation_names_file_and_path(tmp_path: Path) -> None:
     assert f"{path} at $[0].metadata.annotations: annotation chaosgen.dev/abort-thresholds is not JSON" in one_error_line(completed)
 
 
+def test_a_tampered_experiment_annotation_is_exit_3_naming_the_engine(tmp_path: Path) -> None:
+    """The annotated experiment is checked against the ExperimentPlan schema: an edit that breaks it (here a
+    blast radius of 250% of the pods) is rejected before anything reaches the cluster."""
+    tampered = watch_app.engine("web-pod-delete", "web")
+    annotations = tampered["metadata"]["annotations"]
+    experiment = json.loads(annotations["chaosgen.dev/experiment"])
+    experiment["blast_radius"]["pods_affected_percent"] = 250
+    annotations["chaosgen.dev/experiment"] = json.dumps(experiment)
+    path = tmp_path / "engines.yaml"
+    path.write_text(yaml.safe_dump_all([watch_app.chaos_experiment(), tampered]))
+    completed = sh(f"chaos-watch -f {path} --prometheus-url http://127.0.0.1:1")
+    assert completed.returncode == 3 and completed.stdout == ""
+    line = one_error_line(completed)
+    assert f"{path} at $[1].metadata.annotations: annotation chaosgen.dev/experiment is malformed at " \
+           "$.blast_radius.pods_affected_percent: ExperimentPlan experiment schema: 250 is greater than the maximum of " \
+           "100 (in ChaosEngine shop/web-pod-delete)" in line, line
+
+
 @pytest.mark.parametrize("command, code, message", [
     ("cat {engines} | env -u PROMETHEUS_URL chaos-watch", 2, "--prometheus-url"),
     ("chaos-watch -f {engines} --prometheus-url http://127.0.0.1:1 --kubeconfig {tmp}/nope", 4, "cannot load kubeconfig"),
