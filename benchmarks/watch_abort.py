@@ -30,7 +30,7 @@ from kubernetes import client, config, watch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chaos_watch import core  # noqa: E402
-from chaos_watch.runner import TargetPods  # noqa: E402
+from chaos_watch.target import TargetPods  # noqa: E402
 from tests.sandbox import watch_app  # noqa: E402
 from tests.sandbox.sandbox import build, start  # noqa: E402
 from tests.sandbox.watch_world import NAMESPACE, World, open_world  # noqa: E402
