@@ -112,7 +112,7 @@ def watch(filename: str, prometheus_url: str | None, interval: float, timeout: f
                         on_metrics_loss=on_metrics_loss, dry_run=dry_run, parallel=parallel)
     # A short timeout and one retry: during chaos a slow answer is as bad as none, but one dropped request is not
     # yet a lost Prometheus.
-    metrics = PrometheusClient(prometheus_url, timeout=2.0, attempts=2) if prometheus_url else None
+    metrics = PrometheusClient(prometheus_url, timeout=2.0, attempts=2, connections=parallel) if prometheus_url else None
     runner = Runner(cluster, LitmusBackend(cluster), metrics, journal, policy, settings, emit=_progress(events))
     interrupted: Interrupted | None = None
     try:

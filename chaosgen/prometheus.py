@@ -54,7 +54,7 @@ class PrometheusClient:
     """
 
     def __init__(self, base_url: str, timeout: float = 2.0, attempts: int = 3, backoff: float = 0.2,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 connections: int = 4, sleep: Callable[[float], None] = time.sleep) -> None:
         parts = urlsplit(base_url.rstrip("/"))
         headers = {"Accept": "application/json"}
         if parts.username is not None:
@@ -67,8 +67,9 @@ class PrometheusClient:
         self.backoff = backoff
         self.sleep = sleep
         # Our retry loop is the one policy: urllib3's own would multiply it and log a warning per try.
+        # connections: how many threads query at once (more would open and drop a connection, with a warning each).
         self.http = urllib3.PoolManager(headers=headers, timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                                        retries=False)
+                                        retries=False, maxsize=max(1, connections))
 
     # -- queries ---------------------------------------------------------------------------------------------------
 
