@@ -30,7 +30,7 @@ from kubernetes import client, config, watch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chaos_watch import core
-from chaos_watch.runner import TargetPods
+from chaos_watch.target import TargetPods
 from tests.sandbox import watch_app
 from tests.sandbox.sandbox import build, start
 from tests.sandbox.watch_world import NAMESPACE, World, open_world

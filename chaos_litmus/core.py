@@ -7,12 +7,12 @@ the RBAC each fault needs, the ChaosExperiment definitions and one ChaosEngine p
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chaosgen import engine_contract
 from chaosgen.errors import InputRejected
 from chaosgen.faults import FAULTS, PARAMETERS, fault_named
 from chaosgen.policy import enforce_plan
@@ -132,7 +132,7 @@ def chaos_engine(experiment: dict[str, Any], options: Options) -> dict[str, Any]
             "name": experiment["id"],
             "namespace": target["namespace"],
             "labels": {MANAGED_BY_LABEL: MANAGED_BY, EXPERIMENT_ID_LABEL: experiment["id"]},
-            "annotations": engine_annotations(experiment),
+            "annotations": engine_contract.encode(experiment),
         },
         "spec": {
             "engineState": "active",
@@ -147,21 +147,6 @@ def chaos_engine(experiment: dict[str, Any], options: Options) -> dict[str, Any]
                 },
             }],
         },
-    }
-
-
-def compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
-def engine_annotations(experiment: dict[str, Any]) -> dict[str, str]:
-    """What chaos-watch reads back from the engine to enforce the plan (see the team brief)."""
-    return {
-        "chaosgen.dev/experiment-id": experiment["id"],
-        "chaosgen.dev/target": experiment["target"]["workload"],
-        "chaosgen.dev/abort-thresholds": compact_json(experiment["abort_thresholds"]),
-        "chaosgen.dev/expected-recovery-seconds": str(experiment["expected_recovery_seconds"]),
-        "chaosgen.dev/experiment": compact_json(experiment),
     }
 
 

@@ -22,12 +22,14 @@ from chaosgen.boundary import configure_logging, run, write_document
 from chaosgen.documents import display_name, parse_documents, read_bytes
 from chaosgen.errors import Interrupted, UsageError
 from chaosgen.policy import load_policy
+from chaosgen.prometheus import PrometheusClient
 from chaosgen.units import parse_duration
 from chaos_watch import core
 from chaos_watch.cluster import KubernetesCluster
 from chaos_watch.journal import FileJournal, NoJournal, default_state_dir, unfinished_runs
-from chaos_watch.prometheus import HttpPrometheus
-from chaos_watch.runner import Runner, Settings, stop_leftovers
+from chaos_watch.leftovers import stop_leftovers
+from chaos_watch.litmus import LitmusBackend
+from chaos_watch.runner import Runner, Settings
 
 TOOL = "chaos-watch"
 
@@ -108,8 +110,10 @@ def watch(filename: str, prometheus_url: str | None, interval: float, timeout: f
     journal = NoJournal() if dry_run else FileJournal(state_dir or default_state_dir(), _run_id())
     settings = Settings(interval=interval, timeout=timeout, recovery_timeout=recovery_timeout,
                         on_metrics_loss=on_metrics_loss, dry_run=dry_run, parallel=parallel)
-    runner = Runner(cluster, HttpPrometheus(prometheus_url) if prometheus_url else None, journal, policy, settings,
-                    emit=_progress(events))
+    # A short timeout and one retry: during chaos a slow answer is as bad as none, but one dropped request is not
+    # yet a lost Prometheus.
+    metrics = PrometheusClient(prometheus_url, timeout=2.0, attempts=2, connections=parallel) if prometheus_url else None
+    runner = Runner(cluster, LitmusBackend(cluster), metrics, journal, policy, settings, emit=_progress(events))
     interrupted: Interrupted | None = None
     try:
         observations = runner.run(engines, support)
@@ -170,10 +174,12 @@ def _cleanup(delete: bool, wait_seconds: float, kubeconfig: str | None, context:
         return 0
     cluster = KubernetesCluster(kubeconfig, context)
     cluster.connect()
+    backend = LitmusBackend(cluster)
     say = functools.partial(click.echo, err=True)
     total = 0
     for path, records in runs:
-        total += stop_leftovers(cluster, records, delete, wait_seconds, lambda line: say(f"{TOOL}: {path.name}: {line}"))
+        total += stop_leftovers(backend, cluster, records, delete, wait_seconds,
+                                lambda line: say(f"{TOOL}: {path.name}: {line}"))
         FileJournal(path.parent, path.name.removesuffix(".jsonl")).record("cleaned", at=core.iso_utc(time.time()))
     say(f"{TOOL}: cleaned {len(runs)} run(s), stopped {total} engine(s)")
     return 0

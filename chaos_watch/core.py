@@ -6,18 +6,16 @@ at which they said it (seconds on one monotonic-ish scale), and turns its answer
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from chaosgen import API_VERSION
+from chaosgen import API_VERSION, engine_contract
 from chaosgen.errors import InputRejected
 from chaosgen.policy import namespace_violations, pods_affected_violations, violations
 from chaosgen.units import parse_duration
 
-ANNOTATION = "chaosgen.dev/"
 LITMUS_GROUP = "litmuschaos.io"
 VERDICTS = ("passed", "failed", "aborted", "skipped", "error")
 # Litmus failureOutput.errorCode values (litmus-go pkg/cerrors) of a run that never injected its fault: the
@@ -108,7 +106,7 @@ def _check_object(document: dict[str, Any], source: str, where: str) -> None:
 
 
 def parse_engines(objects: list[dict[str, Any]], source: str) -> list[Engine]:
-    """Every ChaosEngine of the input, its chaosgen annotations decoded; malformed ones are InputRejected."""
+    """Every ChaosEngine of the input, its engine-contract annotations decoded; malformed ones are InputRejected."""
     engines = []
     for index, obj in enumerate(objects):
         if obj.get("kind") != "ChaosEngine" or not obj["apiVersion"].startswith(LITMUS_GROUP + "/"):
@@ -133,38 +131,18 @@ def _parse_engine(obj: dict[str, Any], source: str, where: str) -> Engine:
     env_list = (((experiment_spec.get("spec") or {}).get("components") or {}).get("env")) or []
     env = {item["name"]: str(item.get("value", "")) for item in env_list if isinstance(item, dict) and "name" in item}
 
-    def annotation_json(key: str) -> Any:
-        text = annotations.get(ANNOTATION + key)
-        if text is None:
-            return None
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputRejected(f"annotation {ANNOTATION}{key} is not JSON: {e.msg}", source,
-                                f"{where}.metadata.annotations") from e
-
-    raw_thresholds = annotation_json("abort-thresholds") or []
-    try:
-        thresholds = tuple(Threshold.from_dict(t) for t in raw_thresholds)
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputRejected(f"annotation {ANNOTATION}abort-thresholds is malformed: {e}", source,
-                            f"{where}.metadata.annotations") from e
-    expected = annotations.get(ANNOTATION + "expected-recovery-seconds")
-    try:
-        expected_seconds = int(expected) if expected is not None else None
-    except ValueError as e:
-        raise InputRejected(f"annotation {ANNOTATION}expected-recovery-seconds is not an integer: {expected!r}", source,
-                            f"{where}.metadata.annotations") from e
-    experiment = annotation_json("experiment")
+    name = metadata["name"]
+    namespace = metadata.get("namespace") or "default"
+    annotated = engine_contract.decode(annotations, f"ChaosEngine {namespace}/{name}", source, f"{where}.metadata.annotations")
     return Engine(
-        name=metadata["name"],
-        namespace=metadata.get("namespace") or "default",
-        experiment_id=annotations.get(ANNOTATION + "experiment-id") or metadata["name"],
+        name=name,
+        namespace=namespace,
+        experiment_id=annotated.experiment_id or name,
         fault=experiment_spec.get("name"),
-        target=annotations.get(ANNOTATION + "target"),
-        thresholds=thresholds,
-        expected_recovery_seconds=expected_seconds,
-        experiment=experiment if isinstance(experiment, dict) else None,
+        target=annotated.target,
+        thresholds=tuple(Threshold.from_dict(t) for t in annotated.abort_thresholds),
+        expected_recovery_seconds=annotated.expected_recovery_seconds,
+        experiment=annotated.experiment,
         env=env,
         appinfo={k: str(v) for k, v in (spec.get("appinfo") or {}).items()},
         manifest=obj,
@@ -180,7 +158,7 @@ def engine_violations(engine: Engine, policy: dict[str, Any]) -> list[tuple[str,
     found: list[tuple[str, str]] = []
     experiment = engine.experiment
     if experiment is None:
-        found.append(("experiment-annotation", f"annotation {ANNOTATION}experiment is missing"))
+        found.append(("experiment-annotation", f"annotation {engine_contract.EXPERIMENT} is missing"))
         experiment = {}
     else:
         found.extend(violations(experiment, policy))
@@ -203,7 +181,7 @@ def engine_violations(engine: Engine, policy: dict[str, Any]) -> list[tuple[str,
     if engine.chaos_seconds > parse_duration(policy["max_duration"]):
         found.append(("max-duration", f"engine TOTAL_CHAOS_DURATION {engine.chaos_seconds:g}s exceeds {policy['max_duration']}"))
     if policy["require_abort_thresholds"] and not engine.thresholds:
-        found.append(("abort-thresholds-required", f"annotation {ANNOTATION}abort-thresholds is empty"))
+        found.append(("abort-thresholds-required", f"annotation {engine_contract.ABORT_THRESHOLDS} is empty"))
     annotated = [t.get("name") for t in experiment.get("abort_thresholds", [])]
     if experiment and annotated != [t.name for t in engine.thresholds]:
         found.append(("engine-mismatch", "the engine's abort thresholds differ from its experiment's"))

@@ -62,3 +62,11 @@ class Interrupted(ChaosGenError):
     """SIGINT/SIGTERM (exit 130)."""
 
     exit_code = 130
+
+
+class PrometheusUnreachable(EnvironmentFailure):
+    """Prometheus did not answer usefully: refused, timed out, 5xx/429 after the retries, or not its API (exit 4)."""
+
+
+class PrometheusQueryRejected(InputRejected):
+    """Prometheus refused a query as invalid (HTTP 400/422, bad_data or execution): the query's fault (exit 3)."""

@@ -188,7 +188,21 @@ def validate(document: Any, kind: str, source: str) -> None:
     if passes_fast_check(document, SCHEMA_FILES[kind]):
         return
     # jsonschema decides, and names the error the way every stage reports it.
-    errors = list(validator(kind).iter_errors(document))
+    _reject_first(list(validator(kind).iter_errors(document)), f"{kind} schema", source)
+
+
+def validate_definition(value: Any, kind: str, definition: str, source: str) -> None:
+    """validate() for one part of a document, checked against a $defs entry of its kind's schema (the engine
+    contract checks the experiment that chaos-litmus annotated on a ChaosEngine against ExperimentPlan's)."""
+    _reject_first(list(_definition_validator(kind, definition).iter_errors(value)), f"{kind} {definition} schema", source)
+
+
+@lru_cache(maxsize=None)
+def _definition_validator(kind: str, definition: str) -> Draft202012Validator:
+    return validator(kind).evolve(schema={"$ref": f"{SCHEMA_FILES[kind]}#/$defs/{definition}"})
+
+
+def _reject_first(errors: list[Any], schema_name: str, source: str) -> None:
     if not errors:
         return
     from jsonschema.exceptions import best_match
@@ -201,7 +215,7 @@ def validate(document: Any, kind: str, source: str) -> None:
         listed = ", ".join(others[:MAX_LISTED_ERRORS])
         more = len(others) - MAX_LISTED_ERRORS
         message += f" (also invalid: {listed}{f' and {more} more' if more > 0 else ''})"
-    raise InputRejected(f"{kind} schema: {message}", source, path)
+    raise InputRejected(f"{schema_name}: {message}", source, path)
 
 
 def all_errors(document: Any, kind: str) -> list[tuple[str, str]]:

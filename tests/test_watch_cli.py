@@ -1,5 +1,5 @@
-"""chaos-watch and chaos-report as a user runs them: the installed commands in bash pipes, exit code, stdout and
-stderr checked apart. The cluster-free cases live here; the sandbox ones in test_watch_e2e.py."""
+"""chaos-watch as a user runs it: the installed command in bash pipes, exit code, stdout and stderr
+checked apart. The cluster-free cases live here; the sandbox ones in test_watch_e2e.py."""
 
 from __future__ import annotations
 
@@ -11,10 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import GOLDEN, REPO, assert_golden
 from tests.sandbox import watch_app
-
-EXAMPLES = REPO / "tests" / "schema_examples" / "RunResult"
 
 
 def sh(command: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -74,6 +71,24 @@ def test_broken_annotation_names_file_and_path(tmp_path: Path) -> None:
     assert f"{path} at $[0].metadata.annotations: annotation chaosgen.dev/abort-thresholds is not JSON" in one_error_line(completed)
 
 
+def test_a_tampered_experiment_annotation_is_exit_3_naming_the_engine(tmp_path: Path) -> None:
+    """The annotated experiment is checked against the ExperimentPlan schema: an edit that breaks it (here a
+    blast radius of 250% of the pods) is rejected before anything reaches the cluster."""
+    tampered = watch_app.engine("web-pod-delete", "web")
+    annotations = tampered["metadata"]["annotations"]
+    experiment = json.loads(annotations["chaosgen.dev/experiment"])
+    experiment["blast_radius"]["pods_affected_percent"] = 250
+    annotations["chaosgen.dev/experiment"] = json.dumps(experiment)
+    path = tmp_path / "engines.yaml"
+    path.write_text(yaml.safe_dump_all([watch_app.chaos_experiment(), tampered]))
+    completed = sh(f"chaos-watch -f {path} --prometheus-url http://127.0.0.1:1")
+    assert completed.returncode == 3 and completed.stdout == ""
+    line = one_error_line(completed)
+    assert f"{path} at $[1].metadata.annotations: annotation chaosgen.dev/experiment is malformed at " \
+           "$.blast_radius.pods_affected_percent: ExperimentPlan experiment schema: 250 is greater than the maximum of " \
+           "100 (in ChaosEngine shop/web-pod-delete)" in line, line
+
+
 @pytest.mark.parametrize("command, code, message", [
     ("cat {engines} | env -u PROMETHEUS_URL chaos-watch", 2, "--prometheus-url"),
     ("chaos-watch -f {engines} --prometheus-url http://127.0.0.1:1 --kubeconfig {tmp}/nope", 4, "cannot load kubeconfig"),
@@ -113,28 +128,3 @@ def test_cleanup_against_an_unreachable_cluster_is_exit_4(tmp_path: Path, unreac
     completed = sh(f"chaos-watch cleanup --state-dir {tmp_path} --kubeconfig {unreachable_kubeconfig}")
     assert completed.returncode == 4 and completed.stdout == ""
     one_error_line(completed)
-
-
-def test_report_renders_run_results_from_files_and_stdin() -> None:
-    valid = sorted((EXAMPLES / "valid").glob("*.json"))
-    completed = sh(" ".join(["chaos-report", *map(str, valid)]))
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stderr == ""
-    assert_golden(completed.stdout, GOLDEN / "report" / "examples.md")
-    assert "## Root-cause analysis" in completed.stdout
-    piped = sh(f"cat {valid[0]} | chaos-report")
-    assert piped.returncode == 0 and "db-pod-delete" in piped.stdout
-
-
-def test_report_explains_an_abort_by_the_callers_threshold() -> None:
-    completed = sh(f"chaos-report {EXAMPLES / 'valid' / 'aborted-and-passed.json'}")
-    analysis = completed.stdout.split("## Root-cause analysis", 1)[1]
-    assert "`db-pod-delete`: losing `shop/StatefulSet/db` to pod-delete breached `api-error-rate`" in analysis
-    assert "more than one replica" in analysis
-
-
-@pytest.mark.parametrize("example", sorted((EXAMPLES / "invalid").glob("*.json")), ids=lambda p: p.stem)
-def test_report_rejects_invalid_run_results(example: Path) -> None:
-    completed = sh(f"cat {example} | chaos-report")
-    assert completed.returncode == 3 and completed.stdout == ""
-    one_error_line(completed, "chaos-report")

@@ -43,6 +43,9 @@ def test_split_documents_flattens_a_v1_list_and_rejects_chaosgen_documents() -> 
     (lambda e: e["metadata"]["annotations"].update({"chaosgen.dev/abort-thresholds": '[{"name":"x"}]'}), "malformed"),
     (lambda e: e["metadata"]["annotations"].update({"chaosgen.dev/expected-recovery-seconds": "soon"}), "not an integer"),
     (lambda e: e["spec"].update({"experiments": []}), "exactly one experiment"),
+    (lambda e: e["metadata"]["annotations"].update({"chaosgen.dev/experiment": '{"id": "a"}'}),
+     r"experiment is malformed at \$: ExperimentPlan experiment schema: 'title' is a required property.*"
+     r"\(in ChaosEngine shop/a\)"),
 ])
 def test_malformed_engines_are_rejected_with_a_path(breakage, message) -> None:
     broken = watch_app.engine("a", "web")

@@ -1,6 +1,7 @@
 """The runner's decisions through its seams, with small in-memory stand-ins for the Cluster, the MetricsReader and
 the Journal (injected, not patched): breach, metrics loss with --on-metrics-loss abort|continue, timeout, skipped
-preflight, the journal written before each create, and leftovers stopped by cleanup."""
+preflight, the journal written before each create, and leftovers stopped by cleanup. LitmusBackend runs over the
+fake Cluster; a scripted EngineBackend shows that the runner needs nothing of Litmus itself."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from chaos_watch import core
-from chaos_watch.prometheus import MetricsUnavailable
-from chaos_watch.runner import LITMUS_CRDS, Runner, Settings, stop_leftovers
 from chaosgen.policy import DEFAULT_POLICY
+from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
+from chaos_watch import core
+from chaos_watch.leftovers import stop_leftovers
+from chaos_watch.litmus import LITMUS_CRDS, LitmusBackend
+from chaos_watch.runner import Runner, Settings
 from tests.sandbox import watch_app
 
 
@@ -92,7 +95,7 @@ class FakeCluster:
 
 
 class ScriptedMetrics:
-    """Returns the next value of a script per query (the last one repeats); None raises MetricsUnavailable."""
+    """Returns the next value of a script per query (the last one repeats); None raises PrometheusUnreachable."""
 
     def __init__(self, *values: float | None) -> None:
         self.values = list(values)
@@ -102,7 +105,7 @@ class ScriptedMetrics:
         value = self.values[min(self.calls, len(self.values) - 1)]
         self.calls += 1
         if value is None:
-            raise MetricsUnavailable("Prometheus http://fake unreachable: ConnectionError")
+            raise PrometheusUnreachable("Prometheus http://fake: unreachable: NewConnectionError (after 2 attempts)")
         return [value]
 
 
@@ -121,7 +124,7 @@ class ListJournal:
 
 def run(cluster: FakeCluster, metrics: ScriptedMetrics, journal: ListJournal | None = None, **settings: Any) -> core.Observation:
     engine = core.parse_engines([watch_app.engine("web-pod-delete", "web")], "test")[0]
-    runner = Runner(cluster, metrics, journal or ListJournal(), dict(DEFAULT_POLICY),
+    runner = Runner(cluster, LitmusBackend(cluster), metrics, journal or ListJournal(), dict(DEFAULT_POLICY),
                     Settings(interval=0.05, recovery_timeout=2, stop_timeout=2, **settings), emit=lambda e: None)
     return runner.run([engine], [])[0]
 
@@ -170,7 +173,7 @@ def test_timeout_aborts_and_an_unconfirmed_stop_keeps_the_journal_open() -> None
     cluster.honour_stop = True
     cluster._status(("ChaosEngine", "shop", "web-pod-delete"), "initialized")
     said: list[str] = []
-    assert stop_leftovers(cluster, records, delete=True, wait_seconds=1, say=said.append) == 1
+    assert stop_leftovers(LitmusBackend(cluster), cluster, records, delete=True, wait_seconds=1, say=said.append) == 1
     assert said == ["stopped ChaosEngine shop/web-pod-delete", "deleted ChaosEngine shop/web-pod-delete"]
 
 
@@ -186,7 +189,7 @@ def test_preflight_skips_an_unready_target_without_applying() -> None:
 def test_an_interrupt_stops_the_running_engine_and_skips_the_rest() -> None:
     cluster = FakeCluster(chaos_seconds=30)
     engines = core.parse_engines([watch_app.engine("web-pod-delete", "web"), watch_app.engine("web-later", "web")], "test")
-    runner = Runner(cluster, ScriptedMetrics(0.0), ListJournal(), dict(DEFAULT_POLICY),
+    runner = Runner(cluster, LitmusBackend(cluster), ScriptedMetrics(0.0), ListJournal(), dict(DEFAULT_POLICY),
                     Settings(interval=0.05, recovery_timeout=1, stop_timeout=2), emit=lambda e: None)
     # The CLI calls interrupt() from the signal handler's Interrupted; here a timer stands in for the signal.
     threading.Timer(0.5, runner.interrupt, args=("interrupted by SIGTERM",)).start()
@@ -203,7 +206,9 @@ def test_a_prometheus_steady_state_check_that_does_not_hold_skips_the_experiment
     experiment["steady_state"] = [{"name": "web-ready", "type": "prometheus", "query": "ready", "operator": ">=", "value": 3}]
     annotations["chaosgen.dev/experiment"] = json.dumps(experiment)
     engine = core.parse_engines([manifest], "test")[0]
-    runner = Runner(FakeCluster(), ScriptedMetrics(0.0), ListJournal(), dict(DEFAULT_POLICY), Settings(), emit=lambda e: None)
+    cluster = FakeCluster()
+    runner = Runner(cluster, LitmusBackend(cluster), ScriptedMetrics(0.0), ListJournal(), dict(DEFAULT_POLICY), Settings(),
+                    emit=lambda e: None)
     observation = runner.run([engine], [])[0]
     assert core.decide(observation) == ("skipped", "preflight steady-web-ready failed: steady state does not hold: not 0 >= 3")
 
@@ -220,9 +225,124 @@ def test_recovery_waits_for_the_steady_state_not_only_for_the_thresholds() -> No
     annotations["chaosgen.dev/experiment"] = json.dumps(experiment)
     engine = core.parse_engines([manifest], "test")[0]
     # Preflight reads the threshold and the steady state once each (0.0); from then on the rate sits at the limit.
-    runner = Runner(FakeCluster(chaos_seconds=0.3), ScriptedMetrics(0.0, 0.0, 0.5), ListJournal(), dict(DEFAULT_POLICY),
+    cluster = FakeCluster(chaos_seconds=0.3)
+    runner = Runner(cluster, LitmusBackend(cluster), ScriptedMetrics(0.0, 0.0, 0.5), ListJournal(), dict(DEFAULT_POLICY),
                     Settings(interval=0.05, recovery_timeout=0.5, stop_timeout=2), emit=lambda e: None)
     observation = runner.run([engine], [])[0]
     assert observation.abort is None and observation.recovered is False
     assert core.decide(observation) == ("failed", "the target did not recover before the recovery timeout")
     assert "steady state does not hold" in [e for e in observation.events if e["type"] == "not-recovered"][0]["message"]
+
+
+class ScriptedRun:
+    """An EngineRun whose engine ends after `chaos_seconds` or when stopped; the target's pods stay ready."""
+
+    def __init__(self, chaos_seconds: float, wake: threading.Event) -> None:
+        self.state = "injecting"
+        self.wake = wake
+        self.closed = False
+        self.timer = threading.Timer(chaos_seconds, self.end, args=("done",))
+        self.timer.daemon = True
+        self.timer.start()
+
+    def end(self, state: str) -> None:
+        if self.state == "injecting":
+            self.state = state
+            self.wake.set()
+
+    def status(self) -> str | None:
+        return self.state
+
+    def ended(self) -> bool:
+        return self.state != "injecting"
+
+    def ready_pods(self) -> set[str]:
+        return {"web-0", "web-1", "web-2"}
+
+    def pod_changes(self) -> list[core.PodChange]:
+        return []
+
+    def chaos_result(self) -> dict[str, Any] | None:
+        return {"name": "scripted", "phase": "Completed", "verdict": "Pass", "probe_success_percentage": None,
+                "failed_step": None, "error_code": None, "probes": []}
+
+    def close(self) -> None:
+        self.timer.cancel()
+        self.closed = True
+
+
+class ScriptedEngine:
+    """An EngineBackend that is not Litmus at all: the runner must need nothing else to drive it."""
+
+    name = "Scripted"
+    engine_kind = "ScriptedChaos"
+    support_kinds: tuple[str, ...] = ()
+    environment_checks = frozenset({"engine-installed"})
+
+    def __init__(self, chaos_seconds: float = 0.6, installed: bool = True) -> None:
+        self.chaos_seconds = chaos_seconds
+        self.installed = installed
+        self.runs: list[ScriptedRun] = []
+        self.stops: list[str] = []
+
+    def preflight(self, engine: core.Engine, support_names: set[tuple[str, str | None, str]]) -> list[tuple[str, bool, str]]:
+        return [("engine-installed", self.installed, "installed" if self.installed else "not installed")]
+
+    def target_namespace(self, engine: core.Engine) -> str:
+        return engine.namespace
+
+    def start(self, engine: core.Engine, wake: threading.Event, on_pod: Any) -> ScriptedRun:
+        self.runs.append(ScriptedRun(self.chaos_seconds, wake))
+        return self.runs[-1]
+
+    def stop(self, namespace: str, name: str) -> None:
+        self.stops.append(name)
+        self.runs[-1].end("halted")
+
+    def is_active(self, namespace: str, name: str) -> bool:
+        return bool(self.runs) and not self.runs[-1].ended()
+
+
+def run_scripted(backend: ScriptedEngine, metrics: ScriptedMetrics) -> tuple[core.Observation, FakeCluster]:
+    cluster = FakeCluster(chaos_seconds=60)
+    engine = core.parse_engines([watch_app.engine("web-pod-delete", "web")], "test")[0]
+    runner = Runner(cluster, backend, metrics, ListJournal(), dict(DEFAULT_POLICY),
+                    Settings(interval=0.05, recovery_timeout=2, stop_timeout=2), emit=lambda e: None)
+    return runner.run([engine], [])[0], cluster
+
+
+def test_the_runner_drives_any_engine_backend_through_the_seam() -> None:
+    backend = ScriptedEngine(chaos_seconds=5)
+    observation, _ = run_scripted(backend, ScriptedMetrics(0.0, 0.0, 0.9))
+    assert core.decide(observation) == ("aborted", "threshold web-error-rate breached: 0.9 > 0.5")
+    assert backend.stops == ["web-pod-delete"] and observation.abort["confirmed"] is True
+    assert "Scripted reports the engine halted" in [e["message"] for e in observation.events]
+    assert observation.preflight[1] == {"check": "engine-installed", "ok": True, "message": "installed"}
+    assert observation.chaos_result["name"] == "scripted" and backend.runs[0].closed
+    quiet = ScriptedEngine(chaos_seconds=0.3)
+    observation, _ = run_scripted(quiet, ScriptedMetrics(0.0))
+    assert core.decide(observation)[0] == "passed" and quiet.stops == []
+
+
+def test_a_failed_environment_check_of_the_backend_is_an_error_and_applies_nothing() -> None:
+    backend = ScriptedEngine(installed=False)
+    observation, cluster = run_scripted(backend, ScriptedMetrics(0.0))
+    assert core.decide(observation) == ("error", "preflight engine-installed failed: not installed")
+    assert backend.runs == [] and ("ChaosEngine", "shop", "web-pod-delete") not in cluster.objects
+
+
+class RejectingMetrics:
+    """A Prometheus that refuses every query as invalid (HTTP 400 bad_data)."""
+
+    def query(self, promql: str) -> list[float]:
+        raise PrometheusQueryRejected(f"Prometheus http://fake rejected the query {promql!r}: bad_data: parse error")
+
+
+def test_a_query_prometheus_rejects_skips_the_experiment_instead_of_blaming_the_environment() -> None:
+    cluster = FakeCluster()
+    runner = Runner(cluster, LitmusBackend(cluster), RejectingMetrics(), ListJournal(), dict(DEFAULT_POLICY), Settings(),
+                    emit=lambda e: None)
+    observation = runner.run(core.parse_engines([watch_app.engine("web-pod-delete", "web")], "test"), [])[0]
+    verdict, reason = core.decide(observation)
+    assert verdict == "skipped" and reason.startswith("preflight threshold-web-error-rate failed: Prometheus http://fake "
+                                                      "rejected the query")

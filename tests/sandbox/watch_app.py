@@ -7,8 +7,9 @@ traffic_sim.py from the Topology below). Queries follow chaos_suggest/promql.py'
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from chaosgen import engine_contract
 
 NAMESPACE = "shop"
 # name -> (kind, replicas, hard dependencies by workload name)
@@ -88,18 +89,12 @@ def engine(name: str, target: str, namespace: str = NAMESPACE, duration: int = 1
         "abort_thresholds": thresholds, "steady_state": [], "expected_recovery_seconds": expected_recovery,
         "rationale": {"summary": "test", "risks": [], "dependencies": []},
     }
-    compact = lambda value: json.dumps(value, separators=(",", ":"), sort_keys=True)  # noqa: E731
     return {
         "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine",
         "metadata": {
             "name": name, "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "chaosgen", "chaosgen.dev/experiment-id": name},
-            "annotations": {
-                "chaosgen.dev/experiment-id": name, "chaosgen.dev/target": workload_id,
-                "chaosgen.dev/abort-thresholds": compact(thresholds),
-                "chaosgen.dev/expected-recovery-seconds": str(expected_recovery),
-                "chaosgen.dev/experiment": compact(experiment),
-            },
+            "annotations": engine_contract.encode(experiment),
         },
         "spec": {
             "engineState": "active", "chaosServiceAccount": f"{fault}-sa",

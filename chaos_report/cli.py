@@ -8,7 +8,7 @@ from chaosgen.boundary import stage_options, write_stdout
 from chaosgen.documents import display_name, parse_documents, read_bytes
 from chaosgen.errors import InputRejected
 from chaosgen.schemas import check_kind, validate
-from chaos_watch import report
+from chaos_report import core
 
 TOOL = "chaos-report"
 
@@ -28,4 +28,4 @@ def main(files: tuple[str, ...]) -> None:
             check_kind(document, "RunResult", TOOL, source)
             validate(document, "RunResult", source)
             documents.append(document)
-    write_stdout(report.render(documents))
+    write_stdout(core.render(documents))

@@ -14,7 +14,7 @@ VERDICT_ORDER = ("aborted", "failed", "error", "skipped", "passed")
 
 
 def render(documents: list[dict[str, Any]]) -> str:
-    """The whole report; called by report_cli.main with every RunResult it read, in input order."""
+    """The whole report; called by chaos_report.cli.main with every RunResult it read, in input order."""
     experiments = [e for document in documents for e in document["experiments"]]
     lines = ["# ChaosGen run report", ""]
     totals = {verdict: sum(1 for e in experiments if e["verdict"] == verdict) for verdict in VERDICT_ORDER}

@@ -1,0 +1,1 @@
+"""chaos_report stage of ChaosGen."""
