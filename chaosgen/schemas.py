@@ -197,7 +197,7 @@ def validate_definition(value: Any, kind: str, definition: str, source: str) -> 
     _reject_first(list(_definition_validator(kind, definition).iter_errors(value)), f"{kind} {definition} schema", source)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _definition_validator(kind: str, definition: str) -> Draft202012Validator:
     return validator(kind).evolve(schema={"$ref": f"{SCHEMA_FILES[kind]}#/$defs/{definition}"})
 
