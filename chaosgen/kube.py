@@ -134,7 +134,6 @@ class _Source:
         """A kubernetes.client.Configuration filled by the package's loader; temporary files go to temp_dir."""
         from kubernetes import config as kube_config  # slow to import: only when a stage talks to a cluster
         from kubernetes.client import Configuration
-        from kubernetes.config.config_exception import ConfigException
 
         configuration = Configuration()
         try:
@@ -144,7 +143,7 @@ class _Source:
                 kube_config.load_kube_config(config_file=self.kubeconfig, context=self.context or None,
                                              client_configuration=configuration, persist_config=False,
                                              temp_file_path=temp_dir)
-        except (ConfigException, OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        except _loader_errors() as e:
             raise KubeconfigError(f"cannot load {self.describe()}: {one_line(e)}") from e
         return configuration
 
@@ -171,21 +170,27 @@ def _source(kubeconfig: str | None, context: str | None) -> _Source:
             raise KubeconfigError(f"--context {context} needs a kubeconfig; in a pod there is only the service account")
         return _Source(None, "")
     paths = paths or DEFAULT_KUBECONFIG
-    existing = [p for p in paths.split(os.pathsep) if p and os.path.exists(os.path.expanduser(p))]
-    if not existing:
-        raise KubeconfigError(f"cannot load kubeconfig {paths}: no such file")
+    source = _Source(paths, context or "")
+    if not any(p and os.path.exists(os.path.expanduser(p)) for p in paths.split(os.pathsep)):
+        raise KubeconfigError(f"cannot load {source.describe()}: no such file")
     from kubernetes import config as kube_config
-    from kubernetes.config.config_exception import ConfigException
 
     try:
         contexts, current = kube_config.list_kube_config_contexts(config_file=paths)
-    except (ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-        raise KubeconfigError(f"cannot load kubeconfig {paths}: {one_line(e)}") from e
+    except _loader_errors() as e:
+        raise KubeconfigError(f"cannot load {source.describe()}: {one_line(e)}") from e
     names = sorted(c["name"] for c in contexts or ())
     if context and context not in names:
-        raise KubeconfigError(
-            f"cannot load kubeconfig {paths}: context {context!r} is not in it (contexts: {', '.join(names) or 'none'})")
+        raise KubeconfigError(f"cannot load {source.describe()}: context {context!r} is not in it "
+                              f"(contexts: {', '.join(names) or 'none'})")
     return _Source(paths, context or (current or {}).get("name", ""))
+
+
+def _loader_errors() -> tuple[type[BaseException], ...]:
+    """What the kubernetes package's loaders raise on a bad kubeconfig (some of it unwrapped from yaml and os)."""
+    from kubernetes.config.config_exception import ConfigException
+
+    return ConfigException, yaml.YAMLError, OSError, ValueError, TypeError, KeyError, AttributeError
 
 
 def _session(source: _Source, user_agent: str, concurrency: int) -> _Session:
@@ -471,7 +476,10 @@ def _close_when(response: urllib3.BaseHTTPResponse, stop: threading.Event, done:
     def closer() -> None:
         while not done.is_set():
             if stop.wait(0.2):
-                response.shutdown()
+                try:
+                    response.shutdown()
+                except (RuntimeError, OSError):  # the stream ended and went back to the pool meanwhile
+                    pass
                 return
 
     threading.Thread(target=closer, daemon=True, name="kube-watch-closer").start()
