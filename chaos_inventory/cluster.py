@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from chaos_inventory import core
 from chaosgen import kube
 from chaosgen.errors import ClusterForbidden, ClusterNotFound, InputRejected
-from chaos_inventory import core
 
 log = logging.getLogger("chaos-inventory")
 

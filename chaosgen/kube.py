@@ -205,11 +205,11 @@ def _session(source: _Source, user_agent: str, concurrency: int) -> _Session:
         context = _ssl_context(configuration, source)
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
-    options: dict[str, Any] = dict(
-        num_pools=2, maxsize=concurrency, block=False, retries=False, timeout=TIMEOUT, ssl_context=context,
-        cert_reqs="CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE",
-        server_hostname=configuration.tls_server_name,
-    )
+    options: dict[str, Any] = {
+        "num_pools": 2, "maxsize": concurrency, "block": False, "retries": False, "timeout": TIMEOUT,
+        "ssl_context": context, "cert_reqs": "CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE",
+        "server_hostname": configuration.tls_server_name,
+    }
     if not configuration.verify_ssl:
         options["assert_hostname"] = False
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

@@ -349,13 +349,13 @@ def test_setting_stop_ends_a_quiet_watch_at_once(api: FakeApi, client: kube.Kube
 @pytest.mark.parametrize(("status", "cls", "message"), [
     (400, ClusterInvalid, "the API server rejects ChaosEngine shop/e: spec.x: Invalid value"),
     (422, ClusterInvalid, "the API server rejects ChaosEngine shop/e: spec.x: Invalid value"),
-    (401, ClusterUnauthorized, "the Kubernetes API at https://k does not accept the credentials of context 'c' "
-                               "(401 Unauthorized: expired or invalid)"),
+    (401, ClusterUnauthorized, ("the Kubernetes API at https://k does not accept the credentials of context 'c' "
+                                "(401 Unauthorized: expired or invalid)")),
     (403, ClusterForbidden, "forbidden: context 'c' is not allowed to apply ChaosEngine shop/e: spec.x: Invalid value"),
     (404, ClusterNotFound, "cannot apply ChaosEngine shop/e: not found at https://k: spec.x: Invalid value"),
     (409, ClusterConflict, "cannot apply ChaosEngine shop/e: conflict: spec.x: Invalid value"),
-    (503, ClusterError, "the Kubernetes API at https://k failed to apply ChaosEngine shop/e: HTTP 503: "
-                        "spec.x: Invalid value"),
+    (503, ClusterError, ("the Kubernetes API at https://k failed to apply ChaosEngine shop/e: HTTP 503: "
+                         "spec.x: Invalid value")),
 ])
 def test_each_status_is_a_typed_error_with_a_one_line_message(status: int, cls: type, message: str) -> None:
     body = json.dumps({"kind": "Status", "message": "spec.x:\n  Invalid value"})
