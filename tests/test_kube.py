@@ -204,6 +204,19 @@ def test_an_unknown_context_names_the_ones_there_are(api: FakeApi, tmp_path: Pat
     assert str(raised.value) == f"cannot load kubeconfig {config}: context 'elsewhere' is not in it (contexts: fake)"
 
 
+def test_without_any_kubeconfig_a_pod_uses_its_service_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    # Not in a pod here, so the service account's files are missing: the error says which source was tried.
+    with pytest.raises(KubeconfigError, match="^cannot load the in-cluster service account: Service token file"):
+        kube.connect(None, None, "test")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    with pytest.raises(KubeconfigError, match="^cannot load kubeconfig ~/.kube/config: no such file$"):
+        kube.connect(None, None, "test")
+
+
 def test_no_temporary_certificate_file_is_left_behind(api: FakeApi, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     temp = tmp_path / "tmp"
@@ -377,3 +390,41 @@ def test_transport_failures_are_unreachable_or_timeout(tmp_path: Path) -> None:
     assert raised.value.transient and ClusterTimeout("get x", "https://k").transient
     assert str(ClusterError("list pods", "https://k", "", "boom", 500)) == \
         "the Kubernetes API at https://k failed to list pods: HTTP 500: boom"
+
+
+# --- chaos-watch's Cluster on top of it -----------------------------------------------------------------------
+
+
+def test_the_chaos_watch_cluster_resolves_kinds_and_stops_engines_through_kube(api: FakeApi, tmp_path: Path) -> None:
+    from chaos_watch.cluster import KubernetesCluster
+
+    discovery = {
+        "/apis/litmuschaos.io/v1alpha1": [{"name": "chaosengines", "kind": "ChaosEngine", "namespaced": True}],
+        "/apis/apiextensions.k8s.io/v1": [{"name": "customresourcedefinitions", "kind": "CustomResourceDefinition",
+                                           "namespaced": False}],
+    }
+
+    def route(request: Request) -> Any:
+        if request.path in discovery:
+            return 200, {"kind": "APIResourceList", "resources": discovery[request.path]}
+        if request.path.endswith("/missing"):
+            return 404, {"kind": "Status", "code": 404, "message": "not found"}
+        return 200, {"kind": "Echo", "method": request.method}
+
+    api.route = route
+    config = write_kubeconfig(tmp_path / "kubeconfig", api.url, {"token": "t"},
+                              {"certificate-authority-data": b64(api.ca.cert)})
+    cluster = KubernetesCluster(str(config), None)
+    cluster.stop_engine("shop", "e")
+    assert cluster.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "ignored", "missing") is None
+    cluster.delete("litmuschaos.io/v1alpha1", "ChaosEngine", "shop", "e")
+    calls = [(r.method, r.path, r.query, r.headers.get("content-type"), r.body) for r in api.requests
+             if r.path not in discovery]
+    assert calls == [
+        ("PATCH", "/apis/litmuschaos.io/v1alpha1/namespaces/shop/chaosengines/e", {"fieldManager": "chaosgen"},
+         "application/merge-patch+json", b'{"spec":{"engineState":"stop"}}'),
+        ("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/missing", {}, None, b""),
+        ("DELETE", "/apis/litmuschaos.io/v1alpha1/namespaces/shop/chaosengines/e", {"propagationPolicy": "Background"},
+         None, b""),
+    ]
+    assert [r.path for r in api.requests if r.path in discovery] == list(discovery)
