@@ -281,6 +281,18 @@ def test_apply_is_a_server_side_apply_as_chaosgen(api: FakeApi, client: kube.Kub
     assert request.headers["content-type"] == "application/apply-patch+yaml"
 
 
+def test_create_posts_the_object_as_chaosgen(api: FakeApi, client: kube.Kube) -> None:
+    api.route = lambda request: (201, json.loads(request.body))
+    obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}
+    assert client.create(kube.api_path("v1", "namespaces"), obj, "create Namespace n", dry_run=True) == obj
+    (request,) = api.requests
+    assert (request.method, request.path, request.query) == (
+        "POST", "/api/v1/namespaces", {"fieldManager": "chaosgen", "dryRun": "All"})
+    api.route = lambda request: (409, {"kind": "Status", "code": 409, "message": "namespaces \"n\" already exists"})
+    with pytest.raises(ClusterConflict, match='^cannot create Namespace n: conflict: namespaces "n" already exists$'):
+        client.create(kube.api_path("v1", "namespaces"), obj, "create Namespace n")
+
+
 def test_get_and_delete_of_a_missing_object_are_none(api: FakeApi, client: kube.Kube) -> None:
     api.route = lambda request: (404, {"kind": "Status", "code": 404, "message": "configmaps \"c\" not found"})
     assert client.get("/api/v1/namespaces/n/configmaps/c", "get ConfigMap n/c") is None
