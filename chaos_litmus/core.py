@@ -19,7 +19,7 @@ from chaosgen.policy import enforce_plan
 from chaosgen.secrets import redact_text
 from chaosgen.units import parse_duration
 
-LITMUS_API_VERSION = "litmuschaos.io/v1alpha1"
+from chaosgen.litmus import LITMUS_API_VERSION
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "chaosgen"

@@ -171,7 +171,7 @@ def test_validate_against_an_unreachable_cluster_is_an_environment_failure(tmp_p
 @pytest.mark.parametrize("flags", ["--kubeconfig /nonexistent/kubeconfig", "--context no-such-context"])
 def test_validate_without_a_usable_kubeconfig_is_an_environment_failure(tmp_path, flags):
     env = {"KUBECONFIG": str(tmp_path / "missing")}
-    _one_line_error(run(f"chaos-litmus -f {PLAN} --validate {flags}", env), 4, "cannot load the kubeconfig")
+    _one_line_error(run(f"chaos-litmus -f {PLAN} --validate {flags}", env), 4, "cannot load kubeconfig")
 
 
 @pytest.mark.parametrize("app", [REPO / "k8s" / "3tier-app.yaml", *fixture_files("apps/*.yaml")], ids=lambda p: p.name)

@@ -14,6 +14,7 @@ import yaml
 from jsonschema import Draft4Validator, Draft202012Validator
 
 from chaos_litmus import catalogue, core, crd, validate
+from chaosgen import kube
 from chaosgen.errors import EnvironmentFailure, InputRejected, PolicyViolation
 from chaosgen.faults import FAULT_TYPES
 from chaosgen.policy import load_policy
@@ -386,7 +387,9 @@ def test_object_paths_follow_the_api_groups():
 ])
 def test_server_answers_map_to_rejection_or_environment_failure(status, error, words):
     body = json.dumps({"kind": "Status", "message": "spec.engineState: Unsupported value:\n \"running\""})
-    failure = validate.failure_for(engines(PLAN)[0], status, body, "https://127.0.0.1:6443")
-    assert type(failure) is error
+    engine = engines(PLAN)[0]
+    failure = validate.failure_for(
+        kube.status_error(status, body, f"apply {validate.object_name(engine)}", "https://127.0.0.1:6443", "sandbox"))
+    assert isinstance(failure, error) and failure.exit_code == error.exit_code
     assert words in str(failure)
     assert "\n" not in str(failure)

@@ -147,7 +147,7 @@ def test_forbidden_optional_kinds_give_a_warning_and_a_partial_topology(sandbox:
     assert result.returncode == 0, result.stderr
     metadata = json.loads(result.stdout)["metadata"]
     assert metadata["partial"] == ["configmaps", "endpointslices.discovery.k8s.io"]
-    assert "may not list configmaps" in result.stderr and "WARNING" in result.stderr
+    assert "not allowed to list configmaps" in result.stderr and "WARNING" in result.stderr
 
 
 def test_forbidden_required_kind_exits_4_naming_the_verb_and_resource(sandbox: Sandbox) -> None:

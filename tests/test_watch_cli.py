@@ -110,7 +110,7 @@ def test_unreachable_cluster_is_exit_4_before_anything_runs(engines_file: Path, 
     completed = sh(f"cat {engines_file} | PROMETHEUS_URL=http://127.0.0.1:1 chaos-watch --kubeconfig {unreachable_kubeconfig} "
                    f"--state-dir {tmp_path / 'state'}")
     assert completed.returncode == 4 and completed.stdout == ""
-    assert "unreachable" in one_error_line(completed)
+    assert "cannot reach the Kubernetes API at https://127.0.0.1:1" in one_error_line(completed)
     assert "not-a-real-token" not in completed.stderr
     assert not (tmp_path / "state").exists(), "nothing is journaled before the cluster answers"
 
