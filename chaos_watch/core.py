@@ -13,10 +13,10 @@ from typing import Any
 
 from chaosgen import API_VERSION, engine_contract
 from chaosgen.errors import InputRejected
+from chaosgen.litmus import LITMUS_GROUP
 from chaosgen.policy import namespace_violations, pods_affected_violations, violations
 from chaosgen.units import parse_duration
 
-LITMUS_GROUP = "litmuschaos.io"
 VERDICTS = ("passed", "failed", "aborted", "skipped", "error")
 # Litmus failureOutput.errorCode values (litmus-go pkg/cerrors) of a run that never injected its fault: the
 # hypothesis was not tested, so the verdict is error, not failed.

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from chaosgen.errors import EnvironmentFailure
+from chaosgen.litmus import LITMUS_API_VERSION as LITMUS
+from chaosgen.litmus import LITMUS_GROUP
 from chaos_watch import core
 from chaos_watch.cluster import Cluster
 from chaos_watch.engine import Check
@@ -20,8 +22,7 @@ from chaos_watch.target import TargetPods
 
 log = logging.getLogger("chaos_watch")
 
-LITMUS = "litmuschaos.io/v1alpha1"
-LITMUS_CRDS = ("chaosengines.litmuschaos.io", "chaosexperiments.litmuschaos.io", "chaosresults.litmuschaos.io")
+LITMUS_CRDS = tuple(f"{plural}.{LITMUS_GROUP}" for plural in ("chaosengines", "chaosexperiments", "chaosresults"))
 INACTIVE_ENGINE = ("completed", "stopped")
 WATCH_START_SECONDS = 60.0
 REPLACE_SECONDS = 30.0
