@@ -15,7 +15,7 @@ from typing import Any
 
 from chaosgen.errors import InputRejected
 from chaosgen.faults import FAULTS, PARAMETERS, fault_named
-from chaosgen.policy import enforce_plan
+from chaosgen.policy import PROBE_INTERVAL_SECONDS, enforce_plan
 from chaosgen.secrets import redact_text
 from chaosgen.units import parse_duration
 
@@ -40,7 +40,7 @@ K8S_PROBE_RESOURCES = {
 }
 
 PROBE_TIMEOUT = "10s"
-PROBE_RETRY_INTERVAL_SECONDS = 5
+PROBE_RETRY_INTERVAL_SECONDS = PROBE_INTERVAL_SECONDS  # the policy bounds abort windows by it
 STEADY_STATE_SOT_RETRIES = 3
 
 
