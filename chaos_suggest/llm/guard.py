@@ -150,7 +150,7 @@ class Guard:
     def check(self, experiments: list[Any], taken: Sequence[dict[str, Any]] = (), limit: int | None = None) -> Verdict:
         """Sort experiments into accepted and rejected; taken are experiments accepted before (no duplicates).
 
-        Only the first limit experiments are examined: the model was asked for no more; the rest are counted.
+        Only the first limit experiments are examined (the policy's max_experiments); the rest are only counted.
         """
         verdict = Verdict()
         if limit is not None and len(experiments) > limit:
