@@ -219,7 +219,7 @@ class Guard:
             return problems  # the policy's unknown-target says it
         problems += self._selector_problems(experiment["target"]["label_selector"], workload)
         problems += self._process_input_problems(experiment, workload)
-        if experiment["parameters"].get("pods_affected_percent", 0) > blast["pods_affected_percent"]:
+        if _litmus_percent(experiment["parameters"].get("pods_affected_percent", 0), workload["replicas"]) > blast["pods_affected_percent"]:
             problems.append(Problem(
                 "blast-radius-understated", "blast_radius.pods_affected_percent is lower than parameters.pods_affected_percent",
             ))
@@ -277,6 +277,13 @@ class Guard:
                 for problem in self._selector_problems(check["label_selector"], workload, f"{where}.label_selector")
             ]
         return problems
+
+
+def _litmus_percent(percent: int, replicas: int) -> int:
+    """The share of pods Litmus really hits for PODS_AFFECTED_PERC: max(1, floor(percent * pods / 100)) of them."""
+    if percent <= 0 or replicas <= 0:
+        return 0
+    return -(-max(1, replicas * percent // 100) * 100 // replicas)
 
 
 def _text_problems(experiment: dict[str, Any]) -> list[Problem]:
