@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chaosgen import engine_contract
-from chaosgen.errors import InputRejected
+from chaosgen.errors import InputRejected, PolicyViolation
 from chaosgen.faults import FAULTS, PARAMETERS, fault_named
-from chaosgen.policy import enforce_plan
+from chaosgen.policy import PROBE_INTERVAL_SECONDS, enforce_plan
 from chaosgen.secrets import redact_text
 from chaosgen.units import parse_duration
 
@@ -39,8 +40,16 @@ K8S_PROBE_RESOURCES = {
     "pods": ("", "v1"), "services": ("", "v1"), "deployments": ("apps", "v1"), "statefulsets": ("apps", "v1"),
 }
 
+# Env values Litmus hands to its experiment processes that are not numbers, booleans or a catalogue choice: only
+# names of the shape Kubernetes gives them (a container is a DNS label, a node a DNS subdomain).
+_NAME_ENV = {
+    "TARGET_CONTAINER": re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"),
+    "TARGET_NODE": re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?"),
+}
+_CLOSED_ENV_VALUE = re.compile(r"-?[0-9]+|true|false")
+
 PROBE_TIMEOUT = "10s"
-PROBE_RETRY_INTERVAL_SECONDS = 5
+PROBE_RETRY_INTERVAL_SECONDS = PROBE_INTERVAL_SECONDS  # the policy bounds abort windows by it
 STEADY_STATE_SOT_RETRIES = 3
 
 
@@ -94,6 +103,13 @@ def check_plan(plan: dict[str, Any], policy: dict[str, Any], source: str) -> Non
                 f"pod-autoscaler scales a Deployment or StatefulSet, not a {experiment['target']['kind']}",
                 source, f"{path}.target.kind",
             )
+        for env in fault_env(experiment):
+            if not _closed_env_value(env["name"], env["value"]):
+                raise PolicyViolation(
+                    "untrusted-engine-input",
+                    f"{env['name']}={env['value'][:60]!r} is neither from a closed set nor a Kubernetes name",
+                    source, f"{path}.parameters",
+                )
         for number, check in enumerate(experiment["steady_state"]):
             if "url" in check and redact_text(check["url"]) != check["url"]:
                 raise InputRejected(
@@ -170,6 +186,15 @@ def fault_env(experiment: dict[str, Any]) -> list[dict[str, str]]:
     target = experiment["target"]
     env.extend({"name": name, "value": target[key]} for key, name in fault.target_env if target.get(key))
     return env
+
+
+def _closed_env_value(name: str, value: str) -> bool:
+    """Whether an env value is a number, a boolean, a catalogue choice, or a name of the shape Kubernetes allows."""
+    pattern = _NAME_ENV.get(name)
+    if pattern is not None:
+        return len(value) <= 253 and pattern.fullmatch(value) is not None
+    choices = {choice for parameter in PARAMETERS.values() if parameter.litmus_env == name for choice in parameter.choices}
+    return value in choices or _CLOSED_ENV_VALUE.fullmatch(value) is not None
 
 
 def ignored_parameters(experiment: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from chaos_suggest import promql
 from chaos_suggest.topology import TopologyIndex, app_containers, label_selector
 from chaos_suggest.weaknesses import DATA_TIERS, Candidate, Weakness
 from chaosgen.faults import Fault, Family, fault_named
+from chaosgen.policy import abort_window_limit
 from chaosgen.units import format_duration, parse_duration
 
 WATCHED_CALLERS = 3
@@ -37,14 +38,21 @@ class Shape:
 def _shape(index: TopologyIndex, candidate: Candidate, fault: Fault, policy: dict[str, Any]) -> Shape:
     workload = index.workloads[candidate.workload_id]
     replicas = workload["replicas"]
+    nodes = len(set(workload.get("runtime", {}).get("nodes") or []))
     if fault.family is Family.CAPACITY:
         requested = 0  # it adds pods and touches none of the running ones
-    elif fault.takes_pods_away and (replicas == 1 or fault.family is Family.NODE):
+    elif fault.takes_pods_away and replicas == 1:
         requested = 100
+    elif fault.family is Family.NODE:
+        # Every other node the replicas run on keeps at least one of them: that many are never on the drained one.
+        requested = -(-(replicas - max(nodes - 1, 0)) * 100 // replicas)
     else:
         requested = min(50, policy["max_pods_affected_percent"])
     # Litmus picks max(1, floor(percent * pods / 100)) pods; the blast radius states what that really is.
-    affected = replicas if requested == 100 else 0 if requested == 0 else max(1, replicas * requested // 100)
+    if fault.family is Family.NODE:
+        affected = replicas - max(nodes - 1, 0)
+    else:
+        affected = replicas if requested == 100 else 0 if requested == 0 else max(1, replicas * requested // 100)
     actual = -(-affected * 100 // replicas)
     callers = index.direct_callers(candidate.workload_id)[:WATCHED_CALLERS]
     watched_ids = callers or ([candidate.workload_id] if candidate.workload_id in index.served else [])
@@ -71,7 +79,7 @@ def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[st
         "fault": {"type": fault.name},
         "parameters": parameters,
         "blast_radius": _blast_radius(index, shape, fault),
-        "abort_thresholds": _abort_thresholds(shape, fault, recovery, total_loss),
+        "abort_thresholds": _abort_thresholds(shape, fault, recovery, total_loss, duration),
         "steady_state": _steady_state(shape),
         "expected_recovery_seconds": recovery,
         "rationale": {
@@ -296,8 +304,10 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name).strip("-")
 
 
-def _abort_thresholds(shape: Shape, fault: Fault, recovery: int, total_loss: bool) -> list[dict[str, Any]]:
+def _abort_thresholds(shape: Shape, fault: Fault, recovery: int, total_loss: bool, duration: int) -> list[dict[str, Any]]:
     workload = shape.workload
+    # A promProbe watches only while the chaos lasts: a longer window could never abort (the policy's rule).
+    window = int(abort_window_limit(format_duration(duration)))
     thresholds = []
     for watched in shape.watched:
         namespace, name = watched["namespace"], watched["name"]
@@ -307,7 +317,7 @@ def _abort_thresholds(shape: Shape, fault: Fault, recovery: int, total_loss: boo
             "query": promql.error_rate(namespace, name),
             "operator": ">",
             "value": promql.ERROR_RATE_LIMIT,
-            "for": "30s",
+            "for": format_duration(min(30, window)),
         })
         if fault.accepts("latency_ms"):  # a fault that adds latency is also judged by its callers' p99 latency
             thresholds.append({
@@ -316,7 +326,7 @@ def _abort_thresholds(shape: Shape, fault: Fault, recovery: int, total_loss: boo
                 "query": promql.p99_latency(namespace, name),
                 "operator": ">",
                 "value": promql.P99_LATENCY_LIMIT_SECONDS,
-                "for": "30s",
+                "for": format_duration(min(30, window)),
             })
     # A total loss is expected to leave no replica for a while; only not coming back in time is a breach.
     floor, grace = (1, recovery + 30) if total_loss else (_min_available(shape), 30)
@@ -326,7 +336,7 @@ def _abort_thresholds(shape: Shape, fault: Fault, recovery: int, total_loss: boo
         "query": promql.ready_replicas(workload["namespace"], workload["kind"], workload["name"]),
         "operator": "<",
         "value": floor,
-        "for": format_duration(grace),
+        "for": format_duration(min(grace, window)),
     })
     return _unique_names(thresholds)
 

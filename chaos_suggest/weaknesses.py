@@ -70,10 +70,11 @@ def _has_hpa(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[st
 
 
 def _may_share_a_node(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
-    """Several replicas that a drain of one node can all take down: seen on one node, or flagged by a risk."""
-    nodes = workload.get("runtime", {}).get("nodes")
-    on_one_node = nodes is not None and len(nodes) == 1
-    return workload["replicas"] >= 2 and (on_one_node or bool(risks))
+    """Replicas that nothing keeps apart (flagged by a risk), seen on several nodes: draining one of them shows
+    whether the rest carry the load while its pods move. Replicas on one node, or on nodes the Topology does not
+    know, are not drained: that could take every replica at once, an outage rather than a test."""
+    nodes = workload.get("runtime", {}).get("nodes") or []
+    return workload["replicas"] >= 2 and len(set(nodes)) >= 2 and bool(risks)
 
 
 def _has_callers(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:

@@ -12,12 +12,16 @@ The rules (the names PolicyViolation.rule carries):
 - target-mismatch: target.workload is not `<namespace>/<kind>/<name>` of the target's own fields.
 - unknown-target: the target does not exist in the Topology (checked when the known workload ids are given).
 - blast-radius-target: blast_radius.workloads does not list the target itself.
-- max-pods-affected: more than max_pods_affected_percent of the target's pods are affected. 100% is allowed only
+- max-pods-affected: more than max_pods_affected_percent of the target's pods are affected (a pod-autoscaler that
+  scales below the current replicas removes the difference; to 0 it removes every pod). 100% is allowed only
   for a total-loss experiment (blast_radius.total_loss true, a pod-removing fault from the catalogue's
   TOTAL_LOSS_FAULTS, whose hypothesis is that the controller recovers from losing every pod) and only when
   allow_total_loss is true.
 - max-duration: parameters.duration is longer than max_duration.
 - abort-thresholds-required: require_abort_thresholds is true and the experiment has none.
+- abort-window-too-long: an abort threshold's `for` is longer than the chaos duration plus one probe interval, so
+  it could never stop the experiment.
+- invalid-promql: an abort threshold or steady-state query is not a PromQL expression.
 - max-experiments: a plan holds more than max_experiments experiments.
 
 allow_total_loss defaults to true because the weakest point of most small applications is a single-replica
@@ -29,7 +33,11 @@ single-replica workload out of reach.
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Mapping
 from typing import Any
+
+import promql_parser
 
 from chaosgen.documents import display_name, parse_documents, read_bytes
 from chaosgen.errors import InputRejected, PolicyViolation
@@ -50,6 +58,8 @@ DEFAULT_POLICY: dict[str, Any] = {
     "require_abort_thresholds": True,
     "max_experiments": 20,
 }
+# How often Litmus's promProbes poll a threshold (chaos-litmus renders them with it).
+PROBE_INTERVAL_SECONDS = 5
 
 
 def load_policy(path: str | None) -> dict[str, Any]:
@@ -77,21 +87,31 @@ def _normalised(policy: dict[str, Any]) -> dict[str, Any]:
 
 def namespace_violations(namespaces: set[str], policy: dict[str, Any]) -> list[tuple[str, str]]:
     """The (rule, message) pairs for namespaces the policy keeps chaos out of; the planner asks this per target."""
+    # Compared normalised, so that "kube-system\n" or "Kube-System" is still kube-system.
+    namespaces = {_normalised_name(namespace) for namespace in namespaces}
     found = [
         ("denied-namespace", f"namespace {denied} may not be targeted")
-        for denied in sorted(namespaces & set(policy["denied_namespaces"]))
+        for denied in sorted(namespaces & {_normalised_name(n) for n in policy["denied_namespaces"]})
     ]
     allowed = policy.get("allowed_namespaces")
     if allowed is not None:
         found += [
             ("namespace-not-allowed", f"namespace {outside} is not in allowed_namespaces")
-            for outside in sorted(namespaces - set(allowed))
+            for outside in sorted(namespaces - {_normalised_name(n) for n in allowed})
         ]
     return found
 
 
-def violations(experiment: dict[str, Any], policy: dict[str, Any], known_workloads: set[str] | None = None) -> list[tuple[str, str]]:
-    """Every (rule, message) the experiment breaks; known_workloads, when given, are the ids that exist."""
+def _normalised_name(name: str) -> str:
+    return name.strip().lower()
+
+
+def violations(
+    experiment: dict[str, Any], policy: dict[str, Any], known_workloads: set[str] | None = None,
+    replicas: Mapping[str, int] | None = None,
+) -> list[tuple[str, str]]:
+    """Every (rule, message) the experiment breaks; known_workloads, when given, are the ids that exist, and
+    replicas (workload id -> current replicas, from the Topology) tell what a scale-down removes."""
     target = experiment.get("target", {})
     namespace = target.get("namespace", "")
     fault = experiment.get("fault", {}).get("type")
@@ -111,7 +131,11 @@ def violations(experiment: dict[str, Any], policy: dict[str, Any], known_workloa
     if "workloads" in blast and workload not in blast["workloads"]:
         found.append(("blast-radius-target", f"blast_radius.workloads does not list the target {workload}"))
 
-    percent = max(parameters.get("pods_affected_percent", 0), blast.get("pods_affected_percent", 0))
+    current = replicas.get(workload) if replicas is not None and isinstance(workload, str) else None
+    percent = max(
+        parameters.get("pods_affected_percent", 0), blast.get("pods_affected_percent", 0),
+        scaled_away_percent(parameters.get("replica_count"), current) if fault == "pod-autoscaler" else 0,
+    )
     found += pods_affected_violations(percent, fault, blast, policy)
 
     duration = parameters.get("duration")
@@ -119,6 +143,55 @@ def violations(experiment: dict[str, Any], policy: dict[str, Any], known_workloa
         found.append(("max-duration", f"duration {duration} exceeds {policy['max_duration']}"))
     if policy["require_abort_thresholds"] and not experiment.get("abort_thresholds"):
         found.append(("abort-thresholds-required", "an experiment needs at least one abort threshold"))
+    found += _threshold_violations(experiment)
+    return found
+
+
+def scaled_away_percent(replica_count: int | None, current: int | None) -> int:
+    """The share of the target's pods a pod-autoscaler to replica_count removes: all of them at 0, the difference
+    when the Topology's current replicas are known and more, none when it scales up (or nothing is known)."""
+    if replica_count is None:
+        return 0
+    if replica_count == 0:
+        return 100
+    if current is None or replica_count >= current:
+        return 0
+    return -(-(current - replica_count) * 100 // current)
+
+
+def abort_window_limit(duration: str) -> float:
+    """The longest `for` an abort threshold may have: a probe only watches while the chaos lasts (and one poll)."""
+    return parse_duration(duration) + PROBE_INTERVAL_SECONDS
+
+
+def promql_problem(query: str) -> str | None:
+    """Why a query is not one PromQL expression (the parser's words), or None when it is."""
+    if any(ord(char) < 32 or ord(char) == 127 for char in query):
+        return "it holds a control character"
+    try:
+        promql_parser.parse(query)
+    except ValueError as e:
+        return " ".join(str(e).split())[:200] or "it does not parse"
+    return None
+
+
+def _threshold_violations(experiment: dict[str, Any]) -> list[tuple[str, str]]:
+    found = []
+    duration = experiment.get("parameters", {}).get("duration")
+    limit = abort_window_limit(duration) if duration is not None else math.inf
+    for threshold in experiment.get("abort_thresholds", []):
+        if parse_duration(threshold["for"]) > limit:
+            found.append((
+                "abort-window-too-long",
+                f"abort threshold {threshold['name']} waits {threshold['for']}, longer than the {duration} of chaos"
+                f" plus a {PROBE_INTERVAL_SECONDS}s probe interval: it could never abort",
+            ))
+    queries = [(f"abort threshold {t['name']}", t["query"]) for t in experiment.get("abort_thresholds", [])]
+    queries += [(f"steady-state check {c['name']}", c["query"]) for c in experiment.get("steady_state", []) if "query" in c]
+    for where, query in queries:
+        problem = promql_problem(query)
+        if problem is not None:
+            found.append(("invalid-promql", f"the query of {where} is not PromQL: {problem}"))
     return found
 
 

@@ -55,15 +55,34 @@ def _registry() -> Registry:
     return Registry().with_resources(resources)
 
 
+# A schema's `$` means the end of the string (ECMA-262), but Python's `$` also matches before a trailing newline, so
+# "kube-system\n" would pass ^...$. fastjsonschema rewrites every unescaped `$` to `\Z`; jsonschema gets the same.
+_DOLLAR = re.compile(r"(?<!\\)\$")
+
+
+@cache
+def full_match_pattern(pattern: str) -> re.Pattern[str]:
+    """A schema pattern compiled with `$` anchored at the very end of the string, as fastjsonschema compiles it."""
+    return re.compile(_DOLLAR.sub(r"\\Z", pattern))
+
+
+def _pattern_keyword(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Any:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not full_match_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 @cache
 def validator(kind: str) -> Draft202012Validator:
-    """A cached validator for one document kind."""
-    from jsonschema import Draft202012Validator
+    """A cached validator for one document kind (patterns as the fast validator reads them)."""
+    from jsonschema import Draft202012Validator, validators
 
     if kind not in SCHEMA_FILES:
         raise KeyError(f"no schema for kind {kind!r}")
     schema = _registry().get_or_retrieve(SCHEMA_FILES[kind]).value.contents
-    return Draft202012Validator(schema, registry=_registry())
+    full_match = validators.extend(Draft202012Validator, {"pattern": _pattern_keyword})
+    return full_match(schema, registry=_registry())  # type: ignore[no-any-return]
 
 
 def passes_fast_check(document: Any, schema_file: str) -> bool:
@@ -187,8 +206,11 @@ def validate(document: Any, kind: str, source: str) -> None:
     """Raise InputRejected naming the best-matching schema error and its JSON path, plus the others' paths."""
     if passes_fast_check(document, SCHEMA_FILES[kind]):
         return
-    # jsonschema decides, and names the error the way every stage reports it.
-    _reject_first(list(validator(kind).iter_errors(document)), f"{kind} schema", source)
+    # jsonschema names the error the way every stage reports it.
+    errors = list(validator(kind).iter_errors(document))
+    if not errors and fast_validator_of(SCHEMA_FILES[kind]) is not None:
+        raise InputRejected(f"{kind} schema: {_FAST_ONLY}", source, "$")
+    _reject_first(errors, f"{kind} schema", source)
 
 
 def validate_definition(value: Any, kind: str, definition: str, source: str) -> None:
@@ -219,5 +241,17 @@ def _reject_first(errors: list[Any], schema_name: str, source: str) -> None:
 
 
 def all_errors(document: Any, kind: str) -> list[tuple[str, str]]:
-    """Every schema error as (JSON path, message); the LLM repair round sends these back to the model."""
-    return sorted((iter_json_path(e.absolute_path), e.message) for e in validator(kind).iter_errors(document))
+    """Every schema error as (JSON path, message); the LLM guard and its repair round name them to the model.
+
+    The fast validator decides, jsonschema explains: a document only the fast one rejects is still rejected.
+    """
+    if passes_fast_check(document, SCHEMA_FILES[kind]):
+        return []
+    errors = sorted((iter_json_path(e.absolute_path), e.message) for e in validator(kind).iter_errors(document))
+    if errors or fast_validator_of(SCHEMA_FILES[kind]) is None:
+        return errors
+    return [("$", _FAST_ONLY)]
+
+
+# Both validators read patterns the same way; should they still disagree, the stricter answer holds.
+_FAST_ONLY = "the document fails the compiled schema check, though the detailed validator names no error"

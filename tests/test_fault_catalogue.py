@@ -204,9 +204,14 @@ def every_candidate_experiment() -> list[dict[str, Any]]:
     soft = copy.deepcopy(topology(TOPOLOGIES[2]))
     for edge in soft["dependencies"]:
         edge["hard"] = False
+    # node-drain is planned only for replicas known to be spread over nodes (issue 13): a copy where they are.
+    spread = copy.deepcopy(topology(TOPOLOGIES[0]))
+    for workload in spread["workloads"]:
+        workload["runtime"] = {"nodes": ["node-1", "node-2"]}
+        workload["risks"].append({"id": "no-anti-affinity", "severity": "medium", "message": "replicas may share a node"})
     policy = load_policy(None)
     built = []
-    for document in [topology(path) for path in TOPOLOGIES] + [soft]:
+    for document in [topology(path) for path in TOPOLOGIES] + [soft, spread]:
         index = TopologyIndex(document)
         built += [build_experiment(index, candidate, policy) for candidate in candidates(index, policy)]
     return built

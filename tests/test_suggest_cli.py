@@ -46,7 +46,7 @@ def test_output_matches_the_golden_files(topology: Path, count: int, golden: str
 
 def test_three_tier_plan_starts_with_the_single_replica_database() -> None:
     plan = json.loads(run(f"chaos-suggest -f {THREE_TIER}").stdout)
-    assert [e["id"] for e in plan["experiments"]] == ["01-pod-delete-postgres", "02-pod-memory-hog-api", "03-node-drain-api"]
+    assert [e["id"] for e in plan["experiments"]] == ["01-pod-delete-postgres", "02-pod-memory-hog-api", "03-pod-cpu-hog-api"]
     assert plan["metadata"]["generator"].startswith("chaos-suggest ")
 
 
@@ -157,7 +157,7 @@ def test_pipeline_into_chaos_litmus_gives_one_engine_per_experiment() -> None:
     result = run(f"chaos-suggest -n 3 < {THREE_TIER} | chaos-litmus")
     assert result.returncode == 0, result.stderr
     engines = [doc for doc in yaml.safe_load_all(result.stdout) if doc and doc["kind"] == "ChaosEngine"]
-    assert [e["metadata"]["name"] for e in engines] == ["01-pod-delete-postgres", "02-pod-memory-hog-api", "03-node-drain-api"]
+    assert [e["metadata"]["name"] for e in engines] == ["01-pod-delete-postgres", "02-pod-memory-hog-api", "03-pod-cpu-hog-api"]
 
 
 def test_pipeline_from_the_demo_manifests_targets_the_database_first() -> None:

@@ -94,15 +94,21 @@ def test_deployment_without_memory_limit_gets_a_memory_hog_on_half_its_pods() ->
     assert hog["rationale"]["risks"] == ["no-resource-limits"]
 
 
-def test_replicas_that_may_share_a_node_get_node_drain() -> None:
-    flagged = workload("api", replicas=3, risks=(("no-anti-affinity", "medium"),))
-    seen_on_one_node = workload("web", replicas=2, runtime={"nodes": ["node-1"]})
+def test_node_drain_only_where_it_cannot_take_every_replica() -> None:
+    # Issue 13: a drain of the only node a replicated workload may be on is an outage, which the guard rejects
+    # (total-loss-replicated); the planner drains only replicas known to be spread, and claims what that takes.
+    risk = (("no-anti-affinity", "medium"),)
+    placement_unknown = workload("api", replicas=3, risks=risk)
+    seen_on_one_node = workload("web", replicas=2, risks=risk, runtime={"nodes": ["node-1"]})
+    spread_and_flagged = workload("cart", replicas=3, risks=risk, runtime={"nodes": ["node-2", "node-1", "node-3"]})
     spread = workload("ok", replicas=2, runtime={"nodes": ["node-1", "node-2"]})
-    experiments = by_target(plan(topology([flagged, seen_on_one_node, spread]), count=20))
-    assert ("api", "node-drain") in experiments
-    assert experiments[("web", "node-drain")]["target"]["node"] == "node-1"
-    assert ("ok", "node-drain") not in experiments
-    assert experiments[("api", "node-drain")]["expected_recovery_seconds"] == 120
+    experiments = by_target(plan(topology([placement_unknown, seen_on_one_node, spread_and_flagged, spread]), count=20))
+    assert {target for target, fault in experiments if fault == "node-drain"} == {"cart"}
+    drain = experiments[("cart", "node-drain")]
+    assert drain["target"]["node"] == "node-1"
+    assert drain["blast_radius"]["pods_affected_percent"] == 34 and drain["blast_radius"]["max_pods"] == 1
+    assert "total_loss" not in drain["blast_radius"]
+    assert drain["expected_recovery_seconds"] == 120
 
 
 def test_missing_readiness_probe_gets_container_kill_with_error_checks() -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,9 +21,10 @@ from typing import Any
 from chaos_suggest.topology import TopologyIndex
 from chaosgen import API_VERSION
 from chaosgen.documents import iter_json_path
+from chaosgen.faults import PARAMETERS
 from chaosgen.policy import violations
 from chaosgen.resources import resource_dir
-from chaosgen.schemas import validator
+from chaosgen.schemas import all_errors
 
 # Fields the model does not write: the guard sets generator and a provisional id, core.assemble_plan the final
 # id and rank (from the position in the plan).
@@ -31,6 +34,10 @@ _COMMAND_WORDS = {"cmd", "command", "commands", "shell", "script", "scripts", "e
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 MAX_NESTING = 32
 _CODE_FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(?P<body>.*)\n\s*```\s*$", re.S)
+# The prose a model writes, which later stages print, template and annotate: (path, label) of each.
+_FREE_TEXT = (("title",), ("hypothesis",), ("blast_radius", "description"), ("rationale", "summary"))
+# What would mean something to a shell or a YAML reader if the text were ever pasted into one.
+_SHELL_OR_YAML = re.compile(r"\$[({]|`|(^|\n)\s*(---|\.\.\.)(\s|$)")
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class Verdict:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     answer_error: Problem | None = None
+    over_count: int = 0  # experiments past the requested count, not examined
 
     @property
     def clean(self) -> bool:
@@ -87,7 +95,9 @@ def parse_answer(text: str) -> list[Any]:
     fenced = _CODE_FENCE.match(text)
     body = fenced.group("body") if fenced else text
     try:
-        document = json.loads(body)
+        document = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except NotFinite as e:
+        raise AnswerUnusable(Problem("non-finite-number", f"{e}: JSON numbers must be finite")) from e
     except json.JSONDecodeError as e:
         raise AnswerUnusable(Problem("invalid-json", f"the answer is not JSON: {e.msg} (line {e.lineno}, column {e.colno})")) from e
     except RecursionError as e:
@@ -98,6 +108,21 @@ def parse_answer(text: str) -> list[Any]:
         # An experiment is 5 levels deep; this bound keeps every recursive walk after it far from the stack limit.
         raise AnswerUnusable(Problem("answer-shape", f"the answer is nested deeper than {MAX_NESTING} levels"))
     return document["experiments"]
+
+
+class NotFinite(ValueError):
+    """NaN, Infinity or a number too large for a float: Python's json accepts them, a plan may not hold them."""
+
+
+def _no_constant(name: str) -> float:
+    raise NotFinite(f"the answer holds {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotFinite(f"the answer holds {text[:40]}, which is not a finite number")
+    return value
 
 
 def _nesting(document: Any) -> int:
@@ -119,11 +144,18 @@ class Guard:
         self.index = TopologyIndex(topology)
         self.workloads = self.index.workloads
         self.known_workloads = set(self.workloads)
+        self.replicas = {workload_id: workload["replicas"] for workload_id, workload in self.workloads.items()}
         self.edges = {f"{d['from']} -> {d['to']}" for d in topology["dependencies"]}
 
-    def check(self, experiments: list[Any], taken: Sequence[dict[str, Any]] = ()) -> Verdict:
-        """Sort experiments into accepted and rejected; taken are experiments accepted before (no duplicates)."""
+    def check(self, experiments: list[Any], taken: Sequence[dict[str, Any]] = (), limit: int | None = None) -> Verdict:
+        """Sort experiments into accepted and rejected; taken are experiments accepted before (no duplicates).
+
+        Only the first limit experiments are examined (the policy's max_experiments); the rest are only counted.
+        """
         verdict = Verdict()
+        if limit is not None and len(experiments) > limit:
+            verdict.over_count = len(experiments) - limit
+            experiments = experiments[:limit]
         seen = {(e["target"]["workload"], e["fault"]["type"]) for e in taken}
         for index, experiment in enumerate(experiments):
             completed, problems = self._examine(index, experiment)
@@ -149,8 +181,11 @@ class Guard:
         problems = [Problem("schema", f"{path}: {message}") for path, message in _schema_errors(completed, index)]
         if problems:
             return completed, problems
-        problems = [Problem(rule, message) for rule, message in violations(completed, self.policy, self.known_workloads)]
-        return completed, problems + self._topology_problems(completed)
+        problems = _text_problems(completed)
+        problems += [
+            Problem(rule, message) for rule, message in violations(completed, self.policy, self.known_workloads, self.replicas)
+        ]
+        return completed, problems + _parameter_problems(completed) + self._topology_problems(completed)
 
     def _complete(self, index: int, experiment: dict[str, Any]) -> dict[str, Any]:
         """The experiment with the guard's fields set and its blast radius widened to every transitive caller.
@@ -183,7 +218,8 @@ class Guard:
         if workload is None:
             return problems  # the policy's unknown-target says it
         problems += self._selector_problems(experiment["target"]["label_selector"], workload)
-        if experiment["parameters"].get("pods_affected_percent", 0) > blast["pods_affected_percent"]:
+        problems += self._process_input_problems(experiment, workload)
+        if _litmus_percent(experiment["parameters"].get("pods_affected_percent", 0), workload["replicas"]) > blast["pods_affected_percent"]:
             problems.append(Problem(
                 "blast-radius-understated", "blast_radius.pods_affected_percent is lower than parameters.pods_affected_percent",
             ))
@@ -201,19 +237,87 @@ class Guard:
             problems.append(Problem("unknown-dependency", f"no dependency {'; '.join(made_up_edges[:3])} in the topology"))
         return problems
 
-    def _selector_problems(self, selector: str, workload: dict[str, Any]) -> list[Problem]:
+    def _selector_problems(self, selector: str, workload: dict[str, Any], where: str = "label_selector") -> list[Problem]:
         """The label selector must select the target's pods and no other workload's (or the fault spreads)."""
         pairs = dict(pair.split("=", 1) for pair in selector.split(","))
         if any(workload["labels"].get(key) != value for key, value in pairs.items()):
-            return [Problem("selector-mismatch", f"label_selector {selector} does not select the pods of {workload['id']}")]
+            return [Problem("selector-mismatch", f"{where} {selector} does not select the pods of {workload['id']}")]
         others = sorted(
             other["id"] for other in self.workloads.values()
             if other["namespace"] == workload["namespace"] and other["id"] != workload["id"]
             and all(other["labels"].get(key) == value for key, value in pairs.items())
         )
         if others:
-            return [Problem("selector-too-broad", f"label_selector {selector} also selects {', '.join(others[:3])}")]
+            return [Problem("selector-too-broad", f"{where} {selector} also selects {', '.join(others[:3])}")]
         return []
+
+    def _process_input_problems(self, experiment: dict[str, Any], workload: dict[str, Any]) -> list[Problem]:
+        """What Litmus hands to a process (env values, probe inputs) must be the target's own, per the Topology."""
+        problems = []
+        node = experiment["target"].get("node")
+        nodes = workload.get("runtime", {}).get("nodes") or []
+        if node is not None and node not in nodes:
+            known = f"it runs on {', '.join(sorted(nodes)[:5])}" if nodes else "the Topology knows no node it runs on"
+            problems.append(Problem("unknown-node", f"target.node {node} is not a node {workload['id']} runs on ({known})"))
+        container = experiment["parameters"].get("container")
+        containers = [c["name"] for c in workload.get("containers", [])]
+        if container is not None and container not in containers:
+            known = f"it has {', '.join(containers[:5])}" if containers else "the Topology lists no container of it"
+            problems.append(Problem("unknown-container", f"container {container} is not one of {workload['id']} ({known})"))
+        for number, check in enumerate(experiment["steady_state"]):
+            if check["type"] != "k8s":
+                continue
+            where = f"steady_state[{number}]"
+            if check["namespace"] != workload["namespace"]:
+                problems.append(Problem(
+                    "probe-not-target", f"{where}.namespace {check['namespace']} is not the target's namespace {workload['namespace']}",
+                ))
+            problems += [
+                Problem("probe-not-target", problem.message)
+                for problem in self._selector_problems(check["label_selector"], workload, f"{where}.label_selector")
+            ]
+        return problems
+
+
+def _litmus_percent(percent: int, replicas: int) -> int:
+    """The share of pods Litmus really hits for PODS_AFFECTED_PERC: max(1, floor(percent * pods / 100)) of them."""
+    if percent <= 0 or replicas <= 0:
+        return 0
+    return -(-max(1, replicas * percent // 100) * 100 // replicas)
+
+
+def _text_problems(experiment: dict[str, Any]) -> list[Problem]:
+    """Prose is data for people: no control or invisible format characters, nothing a shell or YAML would read."""
+    texts = [(".".join(path), _at(experiment, path)) for path in _FREE_TEXT]
+    texts += [(f"abort_thresholds[{n}].description", t.get("description")) for n, t in enumerate(experiment["abort_thresholds"])]
+    problems = []
+    for where, text in texts:
+        if not isinstance(text, str):
+            continue
+        if any(unicodedata.category(char) in ("Cc", "Cf") for char in text):
+            problems.append(Problem("unsafe-text", f"{where} holds a control or invisible formatting character"))
+        elif _SHELL_OR_YAML.search(text):
+            problems.append(Problem("unsafe-text", f"{where} holds $(, ${{, a backtick or a YAML document marker"))
+    return problems
+
+
+def _at(document: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        document = document.get(key) if isinstance(document, dict) else None  # type: ignore[assignment]
+    return document
+
+
+def _parameter_problems(experiment: dict[str, Any]) -> list[Problem]:
+    """Each parameter within the fault catalogue's bounds (the catalogue, not the schema, is where they live)."""
+    problems = []
+    for name, value in experiment["parameters"].items():
+        parameter = PARAMETERS[name]
+        low, high = parameter.minimum, parameter.maximum
+        if (low is not None and value < low) or (high is not None and value > high):
+            problems.append(Problem("parameter-out-of-bounds", f"parameters.{name} {value} is outside {low}..{high}"))
+        if parameter.choices and value not in parameter.choices:
+            problems.append(Problem("parameter-out-of-bounds", f"parameters.{name} is not one of {', '.join(parameter.choices)}"))
+    return problems
 
 
 def _all_strings(value: Any) -> bool:
@@ -246,12 +350,10 @@ def _schema_errors(experiment: dict[str, Any], index: int) -> list[tuple[str, st
     plan = {"apiVersion": API_VERSION, "kind": "ExperimentPlan", "metadata": {"generator": "guard", "source": {"type": "document"}},
             "experiments": [experiment]}
     errors = []
-    for error in validator("ExperimentPlan").iter_errors(plan):
-        parts = list(error.absolute_path)
-        parts[1] = index
-        message = error.message if len(error.message) <= 300 else error.message[:297] + "..."
-        errors.append((iter_json_path(parts), message))
-    return sorted(errors)
+    for path, message in all_errors(plan, "ExperimentPlan"):
+        path = path.replace("$.experiments[0]", f"$.experiments[{index}]", 1)
+        errors.append((path, message if len(message) <= 300 else message[:297] + "..."))
+    return errors
 
 
 @lru_cache(maxsize=None)

@@ -113,6 +113,7 @@ class _SDKProvider:
 
     name = ""
     SDK_MODULE = ""
+    REPLY = "a reply"  # what a good reply is, as a sentence says it
     # The sampling parameters each SDK call passes on as they are (its own names): part of the cache key.
     PARAMETERS: dict[str, Any] = {}
 
@@ -129,11 +130,27 @@ class _SDKProvider:
             return self._call(conversation)
         except ProviderFailure:
             raise
-        except Exception as e:  # noqa: BLE001 - each SDK has its own hierarchy; _classify keeps only theirs
-            failure = self._classify(e)
-            if failure is None:
-                raise
+        except Exception as e:  # noqa: BLE001 - each SDK has its own hierarchy; what it does not know is a bad reply
+            failure = self._classify(e) or self._malformed(f"{type(e).__name__}: {_one_line(str(e))}")
             raise failure from e
+
+    def _malformed(self, what: str) -> ProviderFailure:
+        """The server answered, but not with what the protocol promises (exit 4, or the fallback)."""
+        return ProviderFailure(f"{self._where()}: the server answered with {what}, not {self.REPLY}")
+
+    def _reply_body(self, response: Any) -> dict[str, Any]:
+        """The JSON object of an HTTP reply (httpx), or a ProviderFailure saying what came instead."""
+        content_type = response.headers.get("content-type", "")
+        text = response.text
+        if "html" in content_type or text.lstrip()[:1] == "<":
+            raise self._malformed(f"HTTP {response.status_code} and HTML")
+        try:
+            body = json.loads(text)
+        except ValueError as e:
+            raise self._malformed(f"HTTP {response.status_code} and text that is not JSON") from e
+        if not isinstance(body, dict):
+            raise self._malformed(f"JSON that is {_kind(body)}")
+        return body
 
     def _require_sdk(self) -> None:
         """A clear exit-4 line when the SDK's extra is not installed."""
@@ -185,6 +202,7 @@ class OpenAIProvider(_SDKProvider):
 
     name = "openai"
     SDK_MODULE = "openai"
+    REPLY = "a chat completion"
     # No output limit: OpenAI-compatible servers disagree on its name (max_tokens, max_completion_tokens).
     PARAMETERS = {"temperature": 0.0}
 
@@ -197,7 +215,7 @@ class OpenAIProvider(_SDKProvider):
         )
         messages = [{"role": "system", "content": conversation.system}]
         messages += [{"role": turn.role, "content": turn.text} for turn in conversation.turns]
-        response = client.chat.completions.create(
+        raw = client.chat.completions.with_raw_response.create(
             model=self.model, messages=messages, **self.PARAMETERS,
             response_format={
                 "type": "json_schema",
@@ -205,9 +223,17 @@ class OpenAIProvider(_SDKProvider):
                 "json_schema": {"name": conversation.answer_name, "schema": conversation.answer_schema, "strict": False},
             },
         )
-        if not response.choices:
-            raise ProviderFailure(f"openai model {self.model} returned no choices")
-        return response.choices[0].message.content or ""
+        body = self._reply_body(raw.http_response)
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise self._malformed("no choices")
+        message = choices[0].get("message") if isinstance(choices[0], dict) else None
+        if not isinstance(message, dict):
+            raise self._malformed("a choice without a message")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            raise self._malformed(f"message content that is {_kind(content)}")
+        return content or ""
 
     def _classify(self, error: Exception) -> ProviderFailure | None:
         import openai
@@ -220,6 +246,7 @@ class AnthropicProvider(_SDKProvider):
 
     name = "anthropic"
     SDK_MODULE = "anthropic"
+    REPLY = "a message"
     PARAMETERS = {"max_tokens": MAX_OUTPUT_TOKENS}
 
     def _call(self, conversation: Conversation) -> str:
@@ -234,16 +261,24 @@ class AnthropicProvider(_SDKProvider):
             "description": "Submit the answer. Its input is the whole answer document.",
             "input_schema": conversation.answer_schema,
         }
-        message = client.messages.create(
+        raw = client.messages.with_raw_response.create(
             model=self.model, system=conversation.system, **self.PARAMETERS,
             messages=[{"role": turn.role, "content": turn.text} for turn in conversation.turns],
             tools=[tool], tool_choice={"type": "tool", "name": conversation.answer_name},
         )
-        for block in message.content:
-            if block.type == "tool_use" and block.name == conversation.answer_name:
-                return json.dumps(block.input, ensure_ascii=False)
+        blocks = self._reply_body(raw.http_response).get("content")
+        if not isinstance(blocks, list) or not all(isinstance(block, dict) for block in blocks):
+            raise self._malformed("no list of content blocks")
+        for block in blocks:
+            if block.get("type") == "tool_use" and block.get("name") == conversation.answer_name:
+                if not isinstance(block.get("input"), dict):
+                    raise self._malformed(f"tool input that is {_kind(block.get('input'))}")
+                return json.dumps(block["input"], ensure_ascii=False)
         # The model answered in prose instead of calling the tool: hand its text to the guard as the answer.
-        return "".join(block.text for block in message.content if block.type == "text")
+        texts = [block.get("text") for block in blocks if block.get("type") == "text"]
+        if not all(isinstance(text, str) for text in texts):
+            raise self._malformed("a text block whose text is not a string")
+        return "".join(texts)  # type: ignore[arg-type]
 
     def _classify(self, error: Exception) -> ProviderFailure | None:
         import anthropic
@@ -256,6 +291,7 @@ class GeminiProvider(_SDKProvider):
 
     name = "gemini"
     SDK_MODULE = "google.genai"
+    REPLY = "a generateContent response"
     PARAMETERS = {"temperature": 0.0, "max_output_tokens": MAX_OUTPUT_TOKENS}
     RETRIED_STATUSES = (408, 429, 500, 502, 503, 504)
 
@@ -281,6 +317,8 @@ class GeminiProvider(_SDKProvider):
                 system_instruction=conversation.system, **self.PARAMETERS, response_mime_type="application/json", response_json_schema=conversation.answer_schema,
             ),
         )
+        if not response.candidates:
+            raise self._malformed("no candidates")
         return response.text or ""
 
     def _classify(self, error: Exception) -> ProviderFailure | None:
@@ -293,6 +331,12 @@ class GeminiProvider(_SDKProvider):
             timed_out = any("Timeout" in cls.__name__ for cls in type(error).__mro__)
             return self._failure(None, timed_out, str(error) or type(error).__name__)
         return None
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind in a sentence: a list, a number, an object..."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _one_line(text: str) -> str:

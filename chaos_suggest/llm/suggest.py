@@ -22,6 +22,9 @@ from chaosgen.errors import InputRejected
 
 log = logging.getLogger(__name__)
 
+# Rejections told one by one (on stderr and to the model); the rest are summed up in one line.
+LISTED_REJECTIONS = 10
+
 
 def suggest_with_llm(
     topology: dict[str, Any], policy: dict[str, Any], count: int, options: LLMOptions,
@@ -107,11 +110,12 @@ class _Session:
         answer = self._ask(conversation)
         first = self._judge(answer, [])
         if first.clean:
+            warnings += [f"{line} (from {self.generator})" for line in _summary_lines(first)]
             return first.accepted
         warnings += self._warnings(first, "", "sent back to repair")
         request = repair_request(self._problem_lines(first), first.answer_error is not None, self.count)
         try:
-            repaired = self._ask(conversation.followed_by(answer, request))
+            repaired = self._ask(conversation.followed_by(excerpt(answer), request))
         except ProviderFailure as e:
             if e.fatal or self.no_fallback:
                 raise
@@ -134,7 +138,7 @@ class _Session:
             return Verdict(answer_error=e.problem)
         if self.anonymizer is not None:
             experiments = self.anonymizer.reveal(experiments)
-        return self.guard.check(experiments, taken)
+        return self.guard.check(experiments, taken, limit=self.guard.policy["max_experiments"])
 
     def _problem_lines(self, verdict: Verdict) -> list[dict[str, Any]]:
         """The errors as the model will read them (in its own placeholders under --anonymize)."""
@@ -143,15 +147,47 @@ class _Session:
         else:
             lines = [
                 {"experiment": rejection.label, "rule": problem.rule, "error": problem.message}
-                for rejection in verdict.rejected for problem in rejection.problems
+                for rejection in verdict.rejected[:LISTED_REJECTIONS] for problem in rejection.problems
             ]
+            lines += [{"error": line} for line in _summary_lines(verdict)]
         return self.anonymizer.hide(lines) if self.anonymizer is not None else lines
 
     def _warnings(self, verdict: Verdict, answer: str, outcome: str) -> list[str]:
         where = f"{answer}{self.generator}"
         if verdict.answer_error is not None:
             return [f"{where} was unusable ({outcome}): {_rule_text([verdict.answer_error])}"]
-        return [f"{outcome}: {rejection.label} of {where}: {_rule_text(rejection.problems)}" for rejection in verdict.rejected]
+        listed = [
+            f"{outcome}: {rejection.label} of {where}: {_rule_text(rejection.problems)}"
+            for rejection in verdict.rejected[:LISTED_REJECTIONS]
+        ]
+        return listed + [f"{line} (from {where})" for line in _summary_lines(verdict)]
+
+
+def _summary_lines(verdict: Verdict) -> list[str]:
+    """One line each for the rejections not listed and the experiments past the requested count."""
+    lines = []
+    unlisted = verdict.rejected[LISTED_REJECTIONS:]
+    if unlisted:
+        rules = sorted({problem.rule for rejection in unlisted for problem in rejection.problems})
+        lines.append(f"{len(unlisted):,} more {_plural(len(unlisted))} dropped: rules {', '.join(rules[:10])}")
+    if verdict.over_count:
+        lines.append(f"{verdict.over_count:,} more {_plural(verdict.over_count)} dropped: over the requested count")
+    return lines
+
+
+def _plural(number: int) -> str:
+    return "experiment" if number == 1 else "experiments"
+
+
+# How much of a previous answer the repair round quotes back: enough to fix it, never a multi-megabyte echo.
+ECHOED_CHARACTERS = 20_000
+
+
+def excerpt(answer: str) -> str:
+    """The answer as the repair round quotes it back to the model: whole when short, else its start."""
+    if len(answer) <= ECHOED_CHARACTERS:
+        return answer
+    return answer[:ECHOED_CHARACTERS] + f"\n[... {len(answer) - ECHOED_CHARACTERS:,} more characters not repeated]"
 
 
 def _rule_text(problems: list[Any]) -> str:
@@ -159,7 +195,7 @@ def _rule_text(problems: list[Any]) -> str:
 
 
 def _experiments(number: int) -> str:
-    return f"{number} experiment" + ("" if number == 1 else "s")
+    return f"{number} {_plural(number)}"
 
 
 def _same(value: Any) -> Any:

@@ -31,13 +31,16 @@ _ERROR_NAMES = {
 class Reply:
     """One scripted reply: an answer (a JSON-able object, or raw text such as malformed JSON), or an HTTP error.
 
-    delay holds the reply back that many seconds (a hang past the client's timeout).
+    delay holds the reply back that many seconds (a hang past the client's timeout). wire, when set, is the whole
+    HTTP body as sent (an HTML page, a JSON list, a completion of the wrong shape), with content_type.
     """
 
     answer: Any = None
     status: int = 200
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    wire: str | None = None
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -114,10 +117,10 @@ class FakeLLMServer:
                 if reply.delay and fake._closing.wait(reply.delay):
                     return
                 status, payload = fake._render(reply, request)
-                data = json.dumps(payload).encode()
+                data = reply.wire.encode() if reply.wire is not None else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(data)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)

@@ -86,6 +86,8 @@ def frontend_latency() -> dict[str, Any]:
         "parameters": {"duration": "2m", "pods_affected_percent": 50, "latency_ms": 300},
         "blast_radius": {"namespaces": ["shop"], "workloads": ["shop/Deployment/frontend"], "pods_affected_percent": 50,
                          "max_pods": 1},
+        "steady_state": [{"name": "frontend-pods", "type": "k8s", "resource": "pods", "namespace": "shop",
+                          "label_selector": "app=frontend", "operation": "present"}],
         "rationale": {"summary": "The frontend has no PDB.", "risks": ["no-pdb"], "dependencies": []},
     })
     return experiment
