@@ -19,7 +19,7 @@ from typing import Any
 from chaos_suggest.topology import TopologyIndex
 from chaosgen import API_VERSION
 from chaosgen.documents import iter_json_path
-from chaosgen.policy import violations
+from chaosgen.policy import tier_violations, violations
 from chaosgen.resources import resource_dir
 from chaosgen.schemas import validator
 
@@ -183,6 +183,7 @@ class Guard:
         if workload is None:
             return problems  # the policy's unknown-target says it
         problems += self._selector_problems(experiment["target"]["label_selector"], workload)
+        problems += [Problem(rule, message) for rule, message in tier_violations(workload["tier"], self.policy)]
         if experiment["parameters"].get("pods_affected_percent", 0) > blast["pods_affected_percent"]:
             problems.append(Problem(
                 "blast-radius-understated", "blast_radius.pods_affected_percent is lower than parameters.pods_affected_percent",
