@@ -65,6 +65,7 @@ class Workload:
     hpa: dict | None = None
     tier: str = "other"
     tier_reasons: list[str] = field(default_factory=list)
+    role: str | None = None  # tier `other` only: load-generator, observability, service-discovery, chaos-engine
     runtime: dict | None = None
     zones_in_cluster: int = 0
 

@@ -24,6 +24,7 @@ def workload_record(workload: Workload, transitive: int, direct: int) -> dict:
         "containers": [_container_record(c) for c in workload.containers],
         "tier": workload.tier,
         "tier_reasons": workload.tier_reasons,
+        **({"role": workload.role} if workload.role else {}),
         "criticality": criticality(workload, transitive, direct, stateful),
         "risks": workload_risks(workload, stateful, persistent, direct),
         "protection": {

@@ -46,6 +46,8 @@ def _shape(index: TopologyIndex, candidate: Candidate, fault: Fault, policy: dic
     elif fault.family is Family.NODE:
         # Every other node the replicas run on keeps at least one of them: that many are never on the drained one.
         requested = -(-(replicas - max(nodes - 1, 0)) * 100 // replicas)
+    elif fault.family is Family.DEGRADES and replicas == 1 and policy["allow_single_replica_degradation"]:
+        requested = 100  # the only pod, within the policy's intensity bounds, watched through its callers
     else:
         requested = min(50, policy["max_pods_affected_percent"])
     # Litmus picks max(1, floor(percent * pods / 100)) pods; the blast radius states what that really is.
@@ -115,7 +117,7 @@ TEXTS = {
         30, 30,
     ),
     "no-memory-limit": Text(
-        "Consume {memory_mb} MiB of memory in {affected} of {replicas} pods of {kind} {name}",
+        "Consume {memory_mb} MiB of memory in {pods}",
         "When {memory_mb} MiB of extra memory is consumed for {duration} in {pods}, which sets no memory "
         "limit, the pods stay ready without OOM kills and {available}",
         "{kind} {name} sets no memory limit, so a leak or a spike in one pod can starve the node and its "
@@ -123,7 +125,7 @@ TEXTS = {
         60,
     ),
     "no-readiness-probe": Text(
-        "Kill the {container} container in {affected} of {replicas} pods of {kind} {name}",
+        "Kill the {container} container in {pods}",
         "When the {container} container is killed in {pods}, which has no readiness probe, the kubelet "
         "restarts it within {recovery}s although the restarted pod gets traffic before it is ready",
         "{kind} {name} has no readiness probe, so a restarted container is sent requests before it can serve "
@@ -140,7 +142,7 @@ TEXTS = {
         60,
     ),
     "hpa": Text(
-        "Burn {cpu_cores} CPU core in {affected} of {replicas} pods of {kind} {name} to trigger its autoscaler",
+        "Burn {cpu_cores} CPU core in {pods} to trigger its autoscaler",
         "When {cpu_cores} CPU core is burned for {duration} in {pods}, the HorizontalPodAutoscaler {hpa} "
         "scales it out within {recovery}s and {available}",
         "{kind} {name} relies on the HorizontalPodAutoscaler {hpa} to absorb load; a CPU hog shows whether it "
@@ -148,21 +150,38 @@ TEXTS = {
         120,
     ),
     "no-cpu-limit": Text(
-        "Burn {cpu_cores} CPU core in {affected} of {replicas} pods of {kind} {name}",
+        "Burn {cpu_cores} CPU core in {pods}",
         "When {cpu_cores} CPU core is burned for {duration} in {pods}, which sets no CPU limit, "
         "{available}",
         "{kind} {name} sets no CPU limit, so a busy pod can take CPU from its neighbours on the node.",
         60,
     ),
     "dependency": Text(
-        "Add {latency_ms}ms of network latency to {affected} of {replicas} pods of {kind} {name}",
+        "Add {latency_ms}ms of network latency to {pods}",
         "When {latency_ms}ms of network latency is added for {duration} to {pods}, its callers {callers} keep "
         "a p99 latency below {latency_limit}s",
-        "{callers} depend on {kind} {name}; a slow dependency tests their timeouts and retries.",
+        "Its callers {callers} depend on {kind} {name}; a slow dependency tests their timeouts and retries.",
+        60,
+    ),
+    "data-store-latency": Text(
+        "Slow down {kind} {name} by {latency_ms}ms, as seen by its callers {callers}",
+        "When {latency_ms}ms of network latency is added for {duration} to {pods}, a data store that must keep its "
+        "pod, its callers {callers} absorb the delay within their timeouts and keep a p99 latency below "
+        "{latency_limit}s",
+        "Its callers {callers} depend on the data store {kind} {name}; a slow store is the common failure behind slow pages, "
+        "and latency keeps its data where a pod-delete would not.",
+        60,
+    ),
+    "data-store-pressure": Text(
+        "Burn {cpu_cores} CPU core in {pods}",
+        "When {cpu_cores} CPU core is burned for {duration} in {pods}, a data store under CPU pressure, it stays "
+        "ready and is not restarted",
+        "{kind} {name} is a data store with no known caller to watch; CPU pressure tests it without touching the "
+        "data a removed pod would lose.",
         60,
     ),
     "soft-dependency": Text(
-        "Drop {loss_percent}% of the packets of {affected} of {replicas} pods of {kind} {name}",
+        "Drop {loss_percent}% of the packets of {pods}",
         "When {loss_percent}% of the network packets of {pods} are dropped for {duration}, its callers "
         "{callers}, which can serve without it, degrade gracefully instead of failing",
         "{callers} call {kind} {name} but do not strictly need it; an unreliable network to it shows whether "
@@ -178,7 +197,7 @@ TEXTS = {
         60,
     ),
     "replicated": Text(
-        "Delete {affected} of {replicas} pods of {kind} {name}",
+        "Delete {pods}",
         "When {pods} is deleted every {interval} for {duration}, {available} "
         "and the {kind} controller replaces the deleted pods within {recovery}s",
         "{kind} {name} has {replicas} replicas; losing some of them must not interrupt service.",
@@ -233,7 +252,7 @@ def _facts(shape: Shape, duration: int, recovery: int, parameters: dict[str, Any
         "name": workload["name"],
         "affected": shape.affected,
         "replicas": shape.replicas,
-        "pods": f"{shape.affected} of {shape.replicas} pods of {workload['kind']} {workload['name']}",
+        "pods": _pods(shape),
         "duration": format_duration(duration),
         "interval": parameters.get("interval", ""),
         "recovery": recovery,
@@ -244,6 +263,11 @@ def _facts(shape: Shape, duration: int, recovery: int, parameters: dict[str, Any
         "available": _available(_min_available(shape)),
         "hpa": workload.get("protection", {}).get("hpa") or "",
     }
+
+
+def _pods(shape: Shape) -> str:
+    what = f"{shape.workload['kind']} {shape.workload['name']}"
+    return f"the only pod of {what}" if shape.replicas == 1 else f"{shape.affected} of {shape.replicas} pods of {what}"
 
 
 def _available(replicas: int) -> str:
@@ -289,7 +313,12 @@ def _blast_radius(index: TopologyIndex, shape: Shape, fault: Fault) -> dict[str,
         description = f"{workload_id} scaled from {shape.replicas} to {_max_replicas(shape.workload)} replicas; no running pod is touched"
     if fault.family is Family.NODE:
         description += "; every other pod on the drained node is evicted too"
-    description += f"; {upstream} upstream workload(s) may see errors" if upstream else "; no known callers"
+    if shape.callers:
+        names = ", ".join(index.workloads[w]["name"] for w in shape.callers)
+        more = upstream - len(shape.callers)
+        description += f"; its callers {names}{f' and {more} more upstream workload(s)' if more > 0 else ''} may see errors"
+    else:
+        description += f"; {upstream} upstream workload(s) may see errors" if upstream else "; no known callers"
     return {
         "namespaces": namespaces,
         "workloads": workloads,

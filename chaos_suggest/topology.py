@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# Roles (chaos-inventory's tier `other` workloads) whose dependencies a run must not break.
+WATCHER_ROLES = ("observability", "chaos-engine")
+
 
 class TopologyIndex:
     """Lookups over one Topology, built once in O(workloads + dependencies): workloads by id, callers by callee."""
@@ -23,6 +26,24 @@ class TopologyIndex:
         self.callers = {callee: list(dict.fromkeys(e["from"] for e in edges)) for callee, edges in self.edges_into.items()}
         self.served = {wid for service in topology["services"] for wid in service["selects"]}
         self._upstream: dict[str, list[str]] = {}
+        self.watchers_need = self._needed_by_watchers(topology["dependencies"])
+
+    def _needed_by_watchers(self, dependencies: list[dict[str, Any]]) -> dict[str, str]:
+        """Workloads the run's own observability or chaos engine depends on, directly or not, each with the one
+        that needs it: chaos there would blind the abort watcher or stop the engine."""
+        calls: dict[str, list[str]] = {}
+        for edge in dependencies:
+            if not edge["external"] and edge["to"] in self.workloads:
+                calls.setdefault(edge["from"], []).append(edge["to"])
+        needed: dict[str, str] = {}
+        for watcher in sorted(w for w, record in self.workloads.items() if record.get("role") in WATCHER_ROLES):
+            stack = list(calls.get(watcher, []))
+            while stack:
+                callee = stack.pop()
+                if callee not in needed and callee != watcher:
+                    needed[callee] = watcher
+                    stack.extend(calls.get(callee, []))
+        return needed
 
     def criticality(self, workload_id: str) -> int:
         return self.workloads[workload_id]["criticality"]["score"]

@@ -1,7 +1,8 @@
 """The built-in planner's first half: the weak points of a Topology's workloads, as scored candidates (no I/O).
 
 planner.select takes candidates() best first. A weakness is read from a workload's facts (replicas, containers,
-protection, runtime) or from its risk ids, and names the fault (a chaosgen.faults type) that tests it.
+protection, runtime) or from its risk ids, and names the fault (a chaosgen.faults type) that tests it and the
+family of hypotheses it belongs to (FAMILIES): a plan spans the families before it repeats one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Callable
 from chaos_suggest import promql
 from chaos_suggest.topology import TopologyIndex, app_containers
 from chaosgen.faults import TOTAL_LOSS_FAULTS
-from chaosgen.policy import namespace_violations
+from chaosgen.policy import namespace_violations, tier_violations
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,15 @@ TARGETABLE_KINDS = promql.READY_REPLICA_KINDS
 DATA_TIERS = ("database", "cache", "queue")
 SEVERITY_BONUS = {"low": 0, "medium": 5, "high": 10, "critical": 15}
 
+
+# The families of hypotheses, with the words a rationale uses for them.
+FAMILIES = {
+    "replica": "replica and rescheduling",
+    "dependency": "dependency failure",
+    "data": "data store",
+    "resources": "resource exhaustion",
+    "node": "node failure",
+}
 
 Detector = Callable[[dict[str, Any], TopologyIndex, list[dict[str, Any]]], bool]
 
@@ -32,6 +42,7 @@ class Weakness:
 
     key: str
     fault: str
+    family: str
     weight: int
     risk_tokens: tuple[str, ...]
     applies: Detector  # (workload, index, its risks matching risk_tokens) -> shows the weakness
@@ -43,6 +54,7 @@ class Candidate:
     workload_id: str
     weakness: Weakness
     risks: list[str]
+    score_parts: str  # how the score adds up, for the rationale
 
     def sort_key(self, penalty: int = 0) -> tuple[int, str, str]:
         """Best first; ties broken by target and fault so that the order never depends on input order."""
@@ -81,6 +93,19 @@ def _has_callers(workload: dict[str, Any], index: TopologyIndex, risks: list[dic
     return workload["id"] in index.edges_into
 
 
+def _is_data_store(workload: dict[str, Any]) -> bool:
+    return bool(workload.get("stateful")) or workload["tier"] in DATA_TIERS
+
+
+def _data_store_with_callers(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    return _is_data_store(workload) and _has_callers(workload, index, risks)
+
+
+def _data_store_alone(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
+    """A store whose callers the Topology does not know: it is tested for itself, under CPU pressure."""
+    return _is_data_store(workload) and not _has_callers(workload, index, risks)
+
+
 def _has_soft_callers(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
     """Callers that can serve without it (a cache, tracing): they must degrade, not fail."""
     return any(edge.get("hard") is False for edge in index.edges_into.get(workload["id"], []))
@@ -98,24 +123,28 @@ def _replicated(workload: dict[str, Any], index: TopologyIndex, risks: list[dict
 
 _LIMIT_TOKENS = ("no-limits", "no-resource-limits", "no-resources", "resource-limits")
 WEAKNESSES = (
-    Weakness("single-replica", "pod-delete", 40, ("single-replica", "one-replica"), _single_replica),
-    Weakness("no-memory-limit", "pod-memory-hog", 25, ("memory-limit", *_LIMIT_TOKENS),
-             _container_fact(lambda c: "memory" not in c.get("limits", {}))),
-    Weakness("no-readiness-probe", "container-kill", 20, ("readiness",),
+    Weakness("single-replica", "pod-delete", "replica", 40, ("single-replica", "one-replica"), _single_replica),
+    Weakness("no-readiness-probe", "container-kill", "replica", 20, ("readiness",),
              _container_fact(lambda c: c.get("readiness_probe") is False)),
-    Weakness("no-anti-affinity", "node-drain", 20, ("anti-affinity", "topology-spread", "one-node", "same-node"),
-             _may_share_a_node),
-    Weakness("hpa", "pod-cpu-hog", 20, ("hpa",), _has_hpa),
-    Weakness("no-cpu-limit", "pod-cpu-hog", 15, ("cpu-limit", *_LIMIT_TOKENS),
+    Weakness("replicated", "pod-delete", "replica", 5, ("no-pdb",), _replicated),
+    # Slow or lossy stores and services, judged by their callers: the dependency failures of the service graph.
+    Weakness("data-store-latency", "pod-network-latency", "data", 35, (), _data_store_with_callers),
+    Weakness("data-store-pressure", "pod-cpu-hog", "data", 25, (), _data_store_alone),
+    Weakness("dependency", "pod-network-latency", "dependency", 30, (), _has_callers),
+    Weakness("soft-dependency", "pod-network-loss", "dependency", 20, (), _has_soft_callers),
+    Weakness("no-memory-limit", "pod-memory-hog", "resources", 25, ("memory-limit", *_LIMIT_TOKENS),
+             _container_fact(lambda c: "memory" not in c.get("limits", {}))),
+    Weakness("hpa", "pod-cpu-hog", "resources", 20, ("hpa",), _has_hpa),
+    Weakness("no-cpu-limit", "pod-cpu-hog", "resources", 15, ("cpu-limit", *_LIMIT_TOKENS),
              _container_fact(lambda c: "cpu" not in c.get("limits", {}))),
-    Weakness("dependency", "pod-network-latency", 15, (), _has_callers),
-    Weakness("soft-dependency", "pod-network-loss", 10, (), _has_soft_callers),
-    Weakness("hpa-capacity", "pod-autoscaler", 10, (), _can_scale_out),
-    Weakness("replicated", "pod-delete", 5, ("no-pdb",), _replicated),
+    Weakness("hpa-capacity", "pod-autoscaler", "resources", 10, (), _can_scale_out),
+    Weakness("no-anti-affinity", "node-drain", "node", 20, ("anti-affinity", "topology-spread", "one-node", "same-node"),
+             _may_share_a_node),
 )
 # Risks that make some faults unsafe rather than interesting: (risk-id token, faults it rules out, why).
 UNSAFE_WITH = (
     ("emptydir", TOTAL_LOSS_FAULTS, "it keeps data in an emptyDir volume that a removed pod loses"),
+    ("emptydir", ("pod-memory-hog",), "a memory hog may get it OOM-killed, and it keeps its data outside a persistent volume"),
     ("pdb-blocks-eviction", ("node-drain",), "its PodDisruptionBudget blocks every eviction, so a drain would hang"),
 )
 # Risks that say the workload is failing already: chaos would only add to an incident.
@@ -135,7 +164,7 @@ def _matching_positions(risk_ids: tuple[str, ...], tokens: tuple[str, ...]) -> t
     return tuple(position for position, risk_id in enumerate(risk_ids) if any(token in risk_id for token in tokens))
 
 
-def _untargetable_reason(workload: dict[str, Any], policy: dict[str, Any]) -> str | None:
+def _untargetable_reason(workload: dict[str, Any], index: TopologyIndex, policy: dict[str, Any]) -> str | None:
     if workload["kind"] not in TARGETABLE_KINDS:
         return f"a {workload['kind']} has no controller that recreates what a fault removes"
     if workload["replicas"] < 1:
@@ -145,7 +174,9 @@ def _untargetable_reason(workload: dict[str, Any], policy: dict[str, Any]) -> st
     failing = _matching_risks(workload, FAILING_RISKS)
     if failing:
         return f"it is failing already ({failing[0]['id']}: {failing[0]['message']})"
-    broken = namespace_violations({workload["namespace"]}, policy)
+    if workload["id"] in index.watchers_need:
+        return f"{index.watchers_need[workload['id']]} depends on it, and the run needs its observability and chaos engine"
+    broken = namespace_violations({workload["namespace"]}, policy) + tier_violations(workload["tier"], policy)
     if broken:
         rule, message = broken[0]
         return f"policy rule {rule}: {message}"
@@ -158,14 +189,17 @@ def candidates(index: TopologyIndex, policy: dict[str, Any]) -> list[Candidate]:
     best: dict[tuple[str, str], Candidate] = {}
     for workload_id in sorted(index.workloads):
         workload = index.workloads[workload_id]
-        reason = _untargetable_reason(workload, policy)
+        reason = _untargetable_reason(workload, index, policy)
         if reason:
             log.info("not targeting %s: %s", workload_id, reason)
             continue
         for weakness, risks in _weaknesses_of(workload, index, allowed_faults):
-            score = index.criticality(workload_id) + weakness.weight + _data_bonus(workload, weakness)
-            score += max((SEVERITY_BONUS[r["severity"]] for r in risks), default=0)
-            candidate = Candidate(score, workload_id, weakness, sorted({r["id"] for r in risks}))
+            parts = [("criticality", index.criticality(workload_id)), (f"weakness {weakness.key}", weakness.weight),
+                     ("stateful single replica", _data_bonus(workload, weakness)),
+                     ("risk severity", max((SEVERITY_BONUS[r["severity"]] for r in risks), default=0))]
+            score = sum(value for _, value in parts)
+            explained = " + ".join(f"{what} {value}" for what, value in parts if value)
+            candidate = Candidate(score, workload_id, weakness, sorted({r["id"] for r in risks}), explained)
             key = (workload_id, weakness.fault)
             if key not in best or candidate.sort_key() < best[key].sort_key():
                 best[key] = candidate
@@ -190,5 +224,4 @@ def _weaknesses_of(workload: dict[str, Any], index: TopologyIndex, allowed_fault
 
 def _data_bonus(workload: dict[str, Any], weakness: Weakness) -> int:
     """Losing the only replica of a stateful or data-tier workload is worse than losing a stateless one."""
-    is_data = workload.get("stateful") or workload["tier"] in DATA_TIERS
-    return 10 if weakness.key == "single-replica" and is_data else 0
+    return 10 if weakness.key == "single-replica" and _is_data_store(workload) else 0

@@ -24,10 +24,23 @@ The rules (the names PolicyViolation.rule carries):
 - invalid-promql: an abort threshold or steady-state query is not a PromQL expression.
 - max-experiments: a plan holds more than max_experiments experiments.
 
+Degradation faults (family degrades: latency, loss, CPU, memory) have bounds of their own, and these let one
+affect every pod of a single-replica workload (blast_radius.max_pods 1), which max-pods-affected would refuse:
+- max-latency: latency_ms plus jitter_ms exceeds max_latency_ms.
+- max-packet-loss: loss_percent exceeds max_packet_loss_percent.
+- max-cpu-cores: cpu_cores exceeds max_cpu_cores.
+- max-memory: memory_mb exceeds max_memory_mb.
+- degradation-unwatched: a degradation of every pod of a single-replica target whose abort thresholds watch none
+  of the callers its blast radius names (a query names a workload by its name, promql's service label).
+- tier-not-targeted: the target's tier (from the Topology) is not in target_tiers; tier `other` (load generators,
+  the observability stack, service discovery) is left out by default.
+
 allow_total_loss defaults to true because the weakest point of most small applications is a single-replica
 workload (a database StatefulSet), and any fault on one pod of one replica affects 100% of its pods; the guard is
 that only pod-removing faults whose hypothesis declares total loss may use it. Set it to false to keep every
-single-replica workload out of reach.
+single-replica workload out of reach. allow_single_replica_degradation (default true) is its counterpart for
+degradation faults: a slow or lossy database is the test its callers need, and a single replica can be degraded
+only whole; the intensity bounds and the callers' abort thresholds are what keep it safe.
 """
 
 from __future__ import annotations
@@ -41,7 +54,7 @@ import promql_parser
 
 from chaosgen.documents import display_name, parse_documents, read_bytes
 from chaosgen.errors import InputRejected, PolicyViolation
-from chaosgen.faults import FAULT_TYPES, TOTAL_LOSS_FAULTS
+from chaosgen.faults import FAULT_TYPES, TOTAL_LOSS_FAULTS, Family, fault_named
 from chaosgen.schemas import validate
 from chaosgen.units import parse_duration
 
@@ -57,6 +70,13 @@ DEFAULT_POLICY: dict[str, Any] = {
     "max_duration": "10m",
     "require_abort_thresholds": True,
     "max_experiments": 20,
+    # Degradation bounds, named as a Litmus or Gremlin user knows them (Litmus defaults: 2000ms, 100%, 1 core).
+    "allow_single_replica_degradation": True,
+    "max_latency_ms": 2000,
+    "max_packet_loss_percent": 50,
+    "max_cpu_cores": 2,
+    "max_memory_mb": 1024,
+    "target_tiers": ["backend", "cache", "database", "frontend", "queue"],
 }
 # How often Litmus's promProbes poll a threshold (chaos-litmus renders them with it).
 PROBE_INTERVAL_SECONDS = 5
@@ -79,7 +99,7 @@ def load_policy(path: str | None) -> dict[str, Any]:
 def _normalised(policy: dict[str, Any]) -> dict[str, Any]:
     """A fresh copy with its lists sorted and without repeats: plans record it, and must not depend on file order."""
     normalised = copy.deepcopy(policy)
-    for key in ("denied_namespaces", "allowed_namespaces", "allowed_faults"):
+    for key in ("denied_namespaces", "allowed_namespaces", "allowed_faults", "target_tiers"):
         if normalised.get(key) is not None:
             normalised[key] = sorted(set(normalised[key]))
     return normalised
@@ -137,6 +157,7 @@ def violations(
         scaled_away_percent(parameters.get("replica_count"), current) if fault == "pod-autoscaler" else 0,
     )
     found += pods_affected_violations(percent, fault, blast, policy)
+    found += degradation_violations(experiment, policy)
 
     duration = parameters.get("duration")
     if duration is not None and parse_duration(duration) > parse_duration(policy["max_duration"]):
@@ -200,7 +221,7 @@ def pods_affected_violations(percent: int, fault: str | None, blast: dict[str, A
     total_loss_allowed = (
         percent == 100 and policy["allow_total_loss"] and blast.get("total_loss") is True and fault in TOTAL_LOSS_FAULTS
     )
-    if percent <= policy["max_pods_affected_percent"] or total_loss_allowed:
+    if percent <= policy["max_pods_affected_percent"] or total_loss_allowed or _whole_single_replica_degraded(fault, blast, policy):
         return []
     return [("max-pods-affected", _too_many_pods(percent, fault, blast, policy))]
 
@@ -209,6 +230,10 @@ def _too_many_pods(percent: int, fault: str | None, blast: dict[str, Any], polic
     message = f"{percent}% of pods affected exceeds {policy['max_pods_affected_percent']}%"
     if percent < 100:
         return message
+    if _degrades(fault) and blast.get("total_loss") is not True:
+        if not policy["allow_single_replica_degradation"]:
+            return message + " and allow_single_replica_degradation is false"
+        return message + " (a degradation may take every pod only of a single-replica target: blast_radius.max_pods 1)"
     if not policy["allow_total_loss"]:
         return message + " and allow_total_loss is false"
     if fault not in TOTAL_LOSS_FAULTS:
@@ -216,6 +241,58 @@ def _too_many_pods(percent: int, fault: str | None, blast: dict[str, Any], polic
     if blast.get("total_loss") is not True:
         return message + " (100% needs blast_radius.total_loss: a hypothesis of recovery from total loss)"
     return message
+
+
+# --- degradation faults: intensity bounds, whole single replicas, target tiers ---
+
+# (parameter, policy bound, rule, unit); latency adds its jitter, the worst delay Litmus may apply.
+_INTENSITY_BOUNDS = (
+    ("latency_ms", "max_latency_ms", "max-latency", "ms"),
+    ("loss_percent", "max_packet_loss_percent", "max-packet-loss", "%"),
+    ("cpu_cores", "max_cpu_cores", "max-cpu-cores", " cores"),
+    ("memory_mb", "max_memory_mb", "max-memory", " MiB"),
+)
+
+
+def _degrades(fault: str | None) -> bool:
+    return fault in FAULT_TYPES and fault_named(fault).family is Family.DEGRADES
+
+
+def _whole_single_replica_degraded(fault: str | None, blast: dict[str, Any], policy: dict[str, Any]) -> bool:
+    """A degradation of the only pod there is: allowed by allow_single_replica_degradation, bounded elsewhere."""
+    return _degrades(fault) and policy["allow_single_replica_degradation"] and blast.get("max_pods") == 1
+
+
+def degradation_violations(experiment: dict[str, Any], policy: dict[str, Any]) -> list[tuple[str, str]]:
+    """The intensity bounds of any experiment, and for a whole single replica degraded, that its abort thresholds
+    watch the callers its blast radius names. Called by violations(), so every stage and the LLM guard apply it."""
+    parameters = experiment.get("parameters", {})
+    found = []
+    for parameter, bound, rule, unit in _INTENSITY_BOUNDS:
+        value = parameters.get(parameter)
+        if not isinstance(value, int):
+            continue
+        jitter = parameters.get("jitter_ms", 0) if parameter == "latency_ms" else 0
+        if value + jitter > policy[bound]:
+            what = f"{parameter} {value}" + (f" + jitter_ms {jitter}" if jitter else "")
+            found.append((rule, f"{what} exceeds {bound} {policy[bound]}{unit}"))
+    fault = experiment.get("fault", {}).get("type")
+    blast = experiment.get("blast_radius", {})
+    target = experiment.get("target", {}).get("workload")
+    if _whole_single_replica_degraded(fault, blast, policy) and blast.get("pods_affected_percent") == 100:
+        callers = [w.rpartition("/")[2] for w in blast.get("workloads", []) if w != target]
+        queries = " ".join(str(t.get("query", "")) for t in experiment.get("abort_thresholds", []))
+        if callers and not any(f'"{name}"' in queries for name in callers):
+            found.append(("degradation-unwatched", f"{fault} on every pod of {target} needs an abort threshold on "
+                                                   f"one of its callers {', '.join(callers[:3])}"))
+    return found
+
+
+def tier_violations(tier: str, policy: dict[str, Any]) -> list[tuple[str, str]]:
+    """The tier-not-targeted rule, for the planner and the LLM guard, which know the target's tier."""
+    if tier in policy["target_tiers"]:
+        return []
+    return [("tier-not-targeted", f"tier {tier} is not in target_tiers ({', '.join(policy['target_tiers'])})")]
 
 
 def enforce(experiment: dict[str, Any], policy: dict[str, Any], source: str, path: str, known_workloads: set[str] | None = None) -> None:

@@ -207,6 +207,39 @@ def test_tiers_from_labels_images_ports_exposure_and_names():
     assert workload(result, "session-db")["tier_reasons"][0] == "image redis:alpine"
 
 
+def test_tools_that_are_not_the_application_get_tier_other_with_their_role():
+    """Recognised by image, command, well-known port, component label and by what calls them; names are arbitrary."""
+    result = topology(
+        deployment("swarm", image="locustio/locust:2.31", env=env(TARGET_HOST="http://shop")),
+        deployment("hammer", image="example/tools:1", container={"command": ["/usr/bin/k6", "run", "script.js"]}),
+        deployment("clicker", image="example/clicker:1", env=env(FRONTEND_ADDR="shop:80")),
+        deployment("shop"), service("shop", type="LoadBalancer"),
+        deployment("collector", image="otel/opentelemetry-collector-contrib:0.110.0"), service("collector", port=4317),
+        deployment("traces", image="jaegertracing/all-in-one:1.62"),
+        deployment("scraper", image="example/scraper:1", container={"ports": [{"containerPort": 9090}]}),
+        deployment("dashboards", image="example/ui:1", labels={"app": "dashboards", "app.kubernetes.io/component": "monitoring"}),
+        deployment("shipper", image="fluent/fluent-bit:3.1", env=env(LOG_STORE="http://logs:9200")),
+        deployment("logs", image="opensearchproject/opensearch:2.17"), service("logs", port=9200),
+        deployment("registry", image="hashicorp/consul:1.19"),
+        deployment("kv", image="quay.io/coreos/etcd:v3.5.15"), service("kv", port=2379),
+        deployment("orders", env=env(REGISTRY_ADDRESS="kv:2379", DB_HOST="orders-db")),
+        deployment("orders-db", image="mongo:7"), service("orders-db", port=27017),
+    )
+    roles = {w["name"]: (w["tier"], w.get("role")) for w in result["workloads"]}
+    assert roles == {
+        "swarm": ("other", "load-generator"), "hammer": ("other", "load-generator"),
+        "clicker": ("other", "load-generator"), "shop": ("frontend", None),
+        "collector": ("other", "observability"), "traces": ("other", "observability"),
+        "scraper": ("other", "observability"), "dashboards": ("other", "observability"),
+        "shipper": ("other", "observability"), "logs": ("other", "observability"),
+        "registry": ("other", "service-discovery"), "kv": ("other", "service-discovery"),
+        "orders": ("backend", None), "orders-db": ("database", None),
+    }
+    assert workload(result, "logs")["tier_reasons"][0].startswith("a store only observability workloads call (shipper)")
+    assert workload(result, "kv")["tier_reasons"][0].startswith("named as a service registry by orders")
+    assert workload(result, "clicker")["tier_reasons"][0].endswith("(shop): a traffic client")
+
+
 def test_criticality_grows_with_transitive_fan_in():
     chain = [deployment("a", env=env(B_HOST="b")), deployment("b", env=env(C_HOST="c")), deployment("c")]
     result = topology(*chain, service("b"), service("c"))

@@ -357,3 +357,13 @@ def test_a_missing_sdk_is_exit_4_naming_the_extra(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ProviderFailure, match=r"pip install 'chaosgen\[anthropic\]'") as caught:
         provider.complete(conversation())
     assert caught.value.fatal and caught.value.exit_code == 4
+
+
+def test_tier_other_is_rejected_unless_the_policy_names_it() -> None:
+    topology = answers.topology()
+    frontend = next(w for w in topology["workloads"] if w["name"] == "frontend")
+    frontend.update(tier="other", role="load-generator")
+    verdict = Guard(topology, load_policy(None), GENERATOR).check([answers.frontend_latency()])
+    assert [p.rule for p in verdict.rejected[0].problems] == ["tier-not-targeted"]
+    everything = {**load_policy(None), "target_tiers": ["backend", "cache", "database", "frontend", "other", "queue"]}
+    assert Guard(topology, everything, GENERATOR).check([answers.frontend_latency()]).clean

@@ -10,7 +10,7 @@ import pytest
 
 from chaosgen.errors import InputRejected, PolicyViolation
 from chaosgen.faults import FAULT_TYPES
-from chaosgen.policy import DEFAULT_POLICY, enforce, enforce_plan, load_policy, violations
+from chaosgen.policy import DEFAULT_POLICY, enforce, enforce_plan, load_policy, tier_violations, violations
 
 TARGET = "shop/Deployment/api"
 
@@ -206,3 +206,70 @@ def test_violations_do_not_modify_their_inputs() -> None:
     before = copy.deepcopy((candidate, policy))
     violations(candidate, policy, {TARGET})
     assert (candidate, policy) == before
+
+
+# --- degradation faults: intensity bounds, the only pod of a single replica, target tiers ---
+
+def degradation(fault: str = "pod-network-latency", callers_watched: bool = True, **parameters: Any) -> dict[str, Any]:
+    """A degradation of the only pod of shop/StatefulSet/db, which shop/Deployment/api calls."""
+    db = "shop/StatefulSet/db"
+    watched = 'service="api"' if callers_watched else 'statefulset="db"'
+    return experiment(
+        target={"workload": db, "namespace": "shop", "kind": "StatefulSet", "name": "db", "label_selector": "app=db"},
+        fault={"type": fault},
+        parameters={"duration": "60s", "pods_affected_percent": 100, **parameters},
+        blast_radius={"namespaces": ["shop"], "workloads": [db, TARGET], "pods_affected_percent": 100, "max_pods": 1},
+        abort_thresholds=[{"name": "watch", "query": f"sum(rate(x{{{watched}}}[1m]))", "operator": ">", "value": 1, "for": "30s"}],
+    )
+
+
+@pytest.mark.parametrize("fault, parameters", [
+    ("pod-network-latency", {"latency_ms": 300, "jitter_ms": 50}),
+    ("pod-network-loss", {"loss_percent": 50}),
+    ("pod-cpu-hog", {"cpu_cores": 1}),
+    ("pod-memory-hog", {"memory_mb": 500}),
+])
+def test_a_bounded_degradation_may_take_the_only_pod_of_a_single_replica(fault: str, parameters: dict[str, Any]) -> None:
+    assert rules(degradation(fault, **parameters)) == []
+
+
+@pytest.mark.parametrize("fault, parameters, rule, message", [
+    ("pod-network-latency", {"latency_ms": 1900, "jitter_ms": 200}, "max-latency",
+     "latency_ms 1900 + jitter_ms 200 exceeds max_latency_ms 2000ms"),
+    ("pod-network-loss", {"loss_percent": 80}, "max-packet-loss", "loss_percent 80 exceeds max_packet_loss_percent 50%"),
+    ("pod-cpu-hog", {"cpu_cores": 4}, "max-cpu-cores", "cpu_cores 4 exceeds max_cpu_cores 2 cores"),
+    ("pod-memory-hog", {"memory_mb": 4096}, "max-memory", "memory_mb 4096 exceeds max_memory_mb 1024 MiB"),
+])
+def test_every_intensity_bound_names_itself(fault: str, parameters: dict[str, Any], rule: str, message: str) -> None:
+    assert violations(degradation(fault, **parameters), load_policy(None)) == [(rule, message)]
+
+
+def test_intensity_bounds_come_from_the_policy() -> None:
+    policy = {**load_policy(None), "max_latency_ms": 200, "max_cpu_cores": 1}
+    assert rules(degradation(latency_ms=300), policy) == ["max-latency"]
+    assert rules(degradation("pod-cpu-hog", cpu_cores=1), policy) == []
+
+
+def test_a_degraded_single_replica_must_be_watched_through_its_callers() -> None:
+    assert rules(degradation(callers_watched=False, latency_ms=300)) == ["degradation-unwatched"]
+    lonely = degradation(callers_watched=False, latency_ms=300)
+    lonely["blast_radius"]["workloads"] = [lonely["target"]["workload"]]
+    assert rules(lonely) == []  # no callers: its own thresholds are all there is to watch
+
+
+def test_whole_single_replica_degradation_can_be_switched_off_and_needs_a_single_replica() -> None:
+    policy = {**load_policy(None), "allow_single_replica_degradation": False}
+    assert violations(degradation(latency_ms=300), policy)[0] == (
+        "max-pods-affected", "100% of pods affected exceeds 50% and allow_single_replica_degradation is false")
+    replicated = degradation(latency_ms=300)
+    replicated["blast_radius"]["max_pods"] = 3
+    assert rules(replicated) == ["max-pods-affected"]
+
+
+def test_tier_not_targeted_unless_the_policy_names_it() -> None:
+    policy = load_policy(None)
+    assert "other" not in policy["target_tiers"]
+    assert tier_violations("database", policy) == []
+    assert tier_violations("other", policy) == [
+        ("tier-not-targeted", "tier other is not in target_tiers (backend, cache, database, frontend, queue)")]
+    assert tier_violations("other", {**policy, "target_tiers": ["other"]}) == []

@@ -46,7 +46,8 @@ def test_output_matches_the_golden_files(topology: Path, count: int, golden: str
 
 def test_three_tier_plan_starts_with_the_single_replica_database() -> None:
     plan = json.loads(run(f"chaos-suggest -f {THREE_TIER}").stdout)
-    assert [e["id"] for e in plan["experiments"]] == ["01-pod-delete-postgres", "02-pod-memory-hog-api", "03-pod-cpu-hog-api"]
+    assert [e["id"] for e in plan["experiments"]] == [
+        "01-pod-delete-postgres", "02-pod-memory-hog-api", "03-pod-network-latency-postgres"]
     assert plan["metadata"]["generator"].startswith("chaos-suggest ")
 
 
@@ -75,11 +76,13 @@ def test_fewer_safe_experiments_than_requested_is_a_warning_not_an_error() -> No
     assert plan["metadata"]["warnings"] == [result.stderr.removeprefix("chaos-suggest: WARNING: ").rstrip("\n")]
 
 
-def test_verbose_says_why_candidates_were_skipped() -> None:
-    result = run(f"chaos-suggest -v -n 3 < {THREE_TIER}")
+def test_verbose_says_why_candidates_were_skipped(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("max_latency_ms: 100\n")
+    result = run(f"chaos-suggest -v -n 3 --policy {policy} < {THREE_TIER}")
     assert result.returncode == 0
     assert ("chaos-suggest: INFO: skipping pod-network-latency on shop/StatefulSet/postgres: policy rule "
-            "max-pods-affected") in result.stderr
+            "max-latency: latency_ms 300 + jitter_ms 50 exceeds max_latency_ms 100ms") in result.stderr
 
 
 def test_policy_file_restricts_the_plan_and_is_recorded(tmp_path: Path) -> None:
@@ -157,7 +160,8 @@ def test_pipeline_into_chaos_litmus_gives_one_engine_per_experiment() -> None:
     result = run(f"chaos-suggest -n 3 < {THREE_TIER} | chaos-litmus")
     assert result.returncode == 0, result.stderr
     engines = [doc for doc in yaml.safe_load_all(result.stdout) if doc and doc["kind"] == "ChaosEngine"]
-    assert [e["metadata"]["name"] for e in engines] == ["01-pod-delete-postgres", "02-pod-memory-hog-api", "03-pod-cpu-hog-api"]
+    assert [e["metadata"]["name"] for e in engines] == [
+        "01-pod-delete-postgres", "02-pod-memory-hog-api", "03-pod-network-latency-postgres"]
 
 
 def test_pipeline_from_the_demo_manifests_targets_the_database_first() -> None:

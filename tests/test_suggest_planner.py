@@ -74,7 +74,7 @@ def test_single_replica_database_gets_pod_delete_first_with_its_callers_error_ra
     first = plan(three_tier())[0]
     assert first["id"] == "01-pod-delete-postgres"
     assert first["target"]["label_selector"] == "app=postgres"
-    assert first["hypothesis"].startswith("When 1 of 1 pods of StatefulSet postgres is deleted, the StatefulSet "
+    assert first["hypothesis"].startswith("When the only pod of StatefulSet postgres is deleted, the StatefulSet "
                                           "controller recreates it and it is ready again within 60s")
     assert "the error rate of its callers api stays below 5%" in first["hypothesis"]
     assert first["blast_radius"]["total_loss"] is True
@@ -143,9 +143,13 @@ def test_a_target_without_callers_watches_its_own_error_rate() -> None:
     assert alone["abort_thresholds"][0]["name"] == "solo-error-rate"
 
 
-def test_emptydir_data_is_never_deleted() -> None:
-    db = workload("cache-db", replicas=1, tier="database", risks=(("stateful-data-on-emptydir", "high"), ("single-replica", "high")))
-    assert plan(topology([db]), count=5) == []
+def test_emptydir_data_is_never_deleted_only_degraded() -> None:
+    db = workload("cache-db", replicas=1, tier="database", risks=(("stateful-data-on-emptydir", "high"), ("single-replica", "high")),
+                  container={"limits": {}})
+    experiments = plan(topology([db]), count=5)
+    assert [e["fault"]["type"] for e in experiments] == ["pod-cpu-hog"]
+    assert experiments[0]["parameters"]["pods_affected_percent"] == 100
+    assert "total_loss" not in experiments[0]["blast_radius"]
 
 
 @pytest.mark.parametrize("kind", ["DaemonSet", "Job", "CronJob", "Pod"])
@@ -238,8 +242,14 @@ def test_planner_never_proposes_what_the_policy_forbids() -> None:
             assert violations(experiment, policy, {w["id"] for w in topo["workloads"]}) == [], overrides
 
 
-def test_without_total_loss_single_replicas_are_left_alone() -> None:
+def test_without_total_loss_single_replicas_are_only_degraded() -> None:
     experiments = plan(three_tier(), count=20, allow_total_loss=False)
+    assert {e["fault"]["type"] for e in experiments if e["target"]["name"] == "postgres"} == {"pod-network-latency"}
+    assert not any(e["blast_radius"].get("total_loss") for e in experiments)
+
+
+def test_without_either_allowance_single_replicas_are_left_alone() -> None:
+    experiments = plan(three_tier(), count=20, allow_total_loss=False, allow_single_replica_degradation=False)
     assert "postgres" not in {e["target"]["name"] for e in experiments}
     assert all(e["blast_radius"]["pods_affected_percent"] <= 50 for e in experiments)
 
@@ -309,8 +319,9 @@ def test_a_workload_that_is_failing_already_is_left_alone(risk: str) -> None:
 
 
 def test_odd_but_valid_names_still_give_a_valid_plan() -> None:
-    odd = workload("web--v2.beta", replicas=1)
-    caller = workload("a.b", replicas=2)
+    # Workload names may hold dots; container names are DNS labels, which the plan's schema holds them to.
+    odd = workload("web--v2.beta", replicas=1, container={"name": "web"})
+    caller = workload("a.b", replicas=2, container={"name": "a"})
     topo = topology([odd, caller], [edge(caller, odd), edge(odd, odd)])
     experiments = plan(topo, count=20)
     validate(core.assemble_plan(topo, experiments, load_policy(None), "chaos-suggest test"), "ExperimentPlan", "plan")
@@ -337,3 +348,49 @@ def test_autoscaler_headroom_gets_pod_autoscaler_to_its_maximum() -> None:
     assert scale["blast_radius"]["pods_affected_percent"] == 0 and scale["blast_radius"]["max_pods"] == 0
     assert scale["hypothesis"].startswith("When Deployment api is scaled from 2 to 6 replicas for 1m")
     assert scale["abort_thresholds"][-1]["value"] == 2
+
+
+# --- families of hypotheses, tiers that are not the application -----------------------------------------------
+
+def test_a_plan_spans_the_families_before_repeating_one() -> None:
+    experiments = plan(three_tier(), count=5)
+    faults = [e["fault"]["type"] for e in experiments]
+    assert faults == ["pod-delete", "pod-memory-hog", "pod-network-latency", "pod-network-latency", "pod-delete"]
+    assert len(set(faults)) >= 3
+    assert all(" Score " in e["rationale"]["summary"] for e in experiments)
+    assert experiments[0]["rationale"]["summary"].endswith(
+        "every family gets an experiment before any repeats.")
+
+
+def test_a_slow_single_replica_database_is_judged_by_its_callers() -> None:
+    slow = by_target(plan(three_tier(), count=5))[("postgres", "pod-network-latency")]
+    assert slow["parameters"]["pods_affected_percent"] == 100 and slow["blast_radius"]["max_pods"] == 1
+    assert "total_loss" not in slow["blast_radius"]
+    assert "its callers api" in slow["blast_radius"]["description"]
+    assert [t["name"] for t in slow["abort_thresholds"]] == ["api-error-rate", "api-p99-latency", "postgres-replicas-unavailable"]
+    assert [c["name"] for c in slow["steady_state"]][-1] == "api-error-rate-normal"
+    assert "its callers api absorb the delay" in slow["hypothesis"]
+    assert slow["rationale"]["dependencies"] == ["shop/Deployment/api -> shop/StatefulSet/postgres"]
+
+
+def test_degradation_bounds_of_the_policy_hold_for_the_planner() -> None:
+    for experiment in plan(three_tier(), count=20, max_latency_ms=100):
+        assert experiment["fault"]["type"] != "pod-network-latency"
+
+
+def test_tier_other_is_targeted_only_when_the_policy_names_it() -> None:
+    loadgen = workload("loadgen", replicas=1, tier="other", role="load-generator")
+    web = workload("web", replicas=1, tier="frontend")
+    topo = topology([loadgen, web], [edge(loadgen, web)])
+    assert "loadgen" not in {e["target"]["name"] for e in plan(topo, count=10)}
+    everything = ["backend", "cache", "database", "frontend", "other", "queue"]
+    assert "loadgen" in {e["target"]["name"] for e in plan(topo, count=10, target_tiers=everything)}
+
+
+def test_what_the_observability_stack_depends_on_is_never_targeted() -> None:
+    grafana = workload("grafana", replicas=1, tier="other", role="observability")
+    prometheus = workload("prometheus", replicas=1, tier="other", role="observability")
+    store = workload("metrics-store", replicas=1, tier="database", stateful=True)
+    topo = topology([grafana, prometheus, store], [edge(grafana, prometheus), edge(prometheus, store)])
+    everything = ["backend", "cache", "database", "frontend", "other", "queue"]
+    assert {e["target"]["name"] for e in plan(topo, count=10, target_tiers=everything)} == {"grafana"}

@@ -22,7 +22,7 @@ from chaos_suggest.topology import TopologyIndex
 from chaosgen import API_VERSION
 from chaosgen.documents import iter_json_path
 from chaosgen.faults import PARAMETERS
-from chaosgen.policy import violations
+from chaosgen.policy import tier_violations, violations
 from chaosgen.resources import resource_dir
 from chaosgen.schemas import all_errors
 
@@ -219,6 +219,7 @@ class Guard:
             return problems  # the policy's unknown-target says it
         problems += self._selector_problems(experiment["target"]["label_selector"], workload)
         problems += self._process_input_problems(experiment, workload)
+        problems += [Problem(rule, message) for rule, message in tier_violations(workload["tier"], self.policy)]
         if _litmus_percent(experiment["parameters"].get("pods_affected_percent", 0), workload["replicas"]) > blast["pods_affected_percent"]:
             problems.append(Problem(
                 "blast-radius-understated", "blast_radius.pods_affected_percent is lower than parameters.pods_affected_percent",

@@ -21,6 +21,7 @@ import jinja2
 
 from chaos_suggest.llm.options import DEFAULT_MAX_PROMPT_TOKENS
 from chaos_suggest.topology import label_selector
+from chaos_suggest.weaknesses import FAMILIES
 from chaosgen.errors import UsageError
 from chaosgen.faults import TOTAL_LOSS_FAULTS, fault_named
 from chaosgen.resources import resource_dir
@@ -128,6 +129,7 @@ class PromptBuilder:
             "count": count,
             "policy": data_json(hide(policy)),  # not cluster data, but it may name the application's namespaces
             "faults": [fault_named(name) for name in policy["allowed_faults"]],
+            "families": list(FAMILIES.values()),
             "total_loss_faults": TOTAL_LOSS_FAULTS,
             "answer_schema": json.dumps(answer_schema, separators=(",", ":")),
             "total": len(self.ranked),
@@ -223,6 +225,8 @@ class PromptBuilder:
         }
         if workload.get("stateful"):
             entry["stateful"] = True
+        if workload.get("role"):
+            entry["role"] = workload["role"]
         protection = {key: value for key, value in (workload.get("protection") or {}).items() if value is not None}
         if protection:
             entry["protection"] = protection

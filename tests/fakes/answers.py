@@ -131,7 +131,17 @@ def hostile_experiments() -> dict[str, dict[str, Any]]:
             api_memory_hog(), target=ghost, rationale__risks=[], rationale__dependencies=[],
             blast_radius__workloads=["shop/Deployment/checkout"],
         ),
-        "max-pods-affected": _changed(api_memory_hog(), parameters__pods_affected_percent=100, blast_radius__pods_affected_percent=100),
+        "max-pods-affected": _changed(api_memory_hog(), parameters__pods_affected_percent=100,
+                                      blast_radius__pods_affected_percent=100, blast_radius__max_pods=2),
+        # The degradation bounds of the policy (defaults: 2000ms latency, 1024 MiB), and a slowed single replica
+        # watched only through itself although api calls it.
+        "max-latency": _changed(frontend_latency(), parameters__latency_ms=5000),
+        "max-memory": _changed(api_memory_hog(), parameters__memory_mb=8192),
+        "degradation-unwatched": _changed(
+            postgres_pod_delete(), fault={"type": "pod-network-latency"}, blast_radius__total_loss=None,
+            parameters={"duration": "60s", "pods_affected_percent": 100, "latency_ms": 300},
+            abort_thresholds=[_threshold("postgres-ready", 'sum(kube_statefulset_status_replicas_ready{namespace="shop",statefulset="postgres"})', "<", 1)],
+        ),
         "abort-thresholds-required": _changed(api_memory_hog(), abort_thresholds=[]),
         "no-command-probe": _changed(
             api_memory_hog(),
