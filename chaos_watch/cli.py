@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -113,13 +114,16 @@ def watch(filename: str, prometheus_url: str | None, interval: float, timeout: f
     # A short timeout and one retry: during chaos a slow answer is as bad as none, but one dropped request is not
     # yet a lost Prometheus.
     metrics = PrometheusClient(prometheus_url, timeout=2.0, attempts=2, connections=parallel) if prometheus_url else None
-    runner = Runner(cluster, LitmusBackend(cluster), metrics, journal, policy, settings, emit=_progress(events))
+    progress = Progress(events)
+    runner = Runner(cluster, LitmusBackend(cluster), metrics, journal, policy, settings, emit=progress)
     interrupted: Interrupted | None = None
     try:
         observations = runner.run(engines, support)
     except Interrupted as e:
         interrupted = e
         observations = runner.last_observations
+    finally:
+        progress.close()
     results = [core.experiment_result(o, core.iso_utc) for o in observations]
     document = core.run_result(
         results, f"{TOOL} {__version__}",
@@ -138,19 +142,51 @@ def _run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
 
 
-def _progress(events: bool) -> Callable[[dict[str, Any]], None]:
-    """JSON Lines on stderr with --events; a one-line status when stderr is a terminal; otherwise nothing."""
-    if events:
-        def emit(entry: dict[str, Any]) -> None:
-            sys.stderr.write(json.dumps(entry, sort_keys=True) + "\n")
-            sys.stderr.flush()
-        return emit
-    if sys.stderr.isatty():
-        def show(entry: dict[str, Any]) -> None:
-            sys.stderr.write(f"\r\033[K{TOOL}: {entry['experiment']} +{entry['t']:.1f}s {entry['type']}: {entry['message']}"[:200])
-            sys.stderr.flush()
-        return show
-    return lambda entry: None
+class Progress:
+    """Where the runner's events go on stderr. --events: every event as a JSON line. Otherwise a full line for each
+    finished experiment and each problem, whatever stderr is, and on a terminal a status line overwritten in place
+    for the rest; close() ends a pending status line so that what follows starts on a line of its own."""
+
+    # Problems worth a line of their own (a failed preflight check is in its experiment's verdict line).
+    LINE_TYPES = frozenset({"error", "metrics-loss", "stop-failed", "stop-unconfirmed", "stopped-externally",
+                            "not-recovered"})
+
+    def __init__(self, events: bool, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.events = events
+        self.tty = self.stream.isatty()
+        self._pending = False
+        self._lock = threading.Lock()
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            if self.events:
+                self._write(json.dumps(entry, sort_keys=True) + "\n")
+            elif entry["type"] == "verdict":
+                self._line(f"{TOOL}: {entry['experiment']}: {entry['message']}")
+            elif entry["type"] in self.LINE_TYPES:
+                self._line(self._describe(entry))
+            elif self.tty:
+                self._write(f"\r\033[K{self._describe(entry)[:200]}")
+                self._pending = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._write("\n")
+                self._pending = False
+
+    def _line(self, text: str) -> None:
+        self._write(("\r\033[K" if self._pending else "") + text + "\n")
+        self._pending = False
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    @staticmethod
+    def _describe(entry: dict[str, Any]) -> str:
+        return f"{TOOL}: {entry['experiment']} +{entry['t']:.1f}s {entry['type']}: {entry['message']}"
 
 
 @main.command()
