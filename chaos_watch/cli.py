@@ -27,7 +27,7 @@ from chaosgen.prometheus import PrometheusClient
 from chaosgen.units import parse_duration
 from chaos_watch import core
 from chaos_watch.cluster import KubernetesCluster
-from chaos_watch.journal import FileJournal, NoJournal, default_state_dir, unfinished_runs
+from chaos_watch.journal import FileJournal, NoJournal, default_state_dir, run_is_alive, unfinished_runs
 from chaos_watch.leftovers import stop_leftovers
 from chaos_watch.litmus import LitmusBackend
 from chaos_watch.runner import Runner, Settings
@@ -193,25 +193,40 @@ class Progress:
 @click.option("--delete", is_flag=True, help="Also delete the objects the run created (not those it only updated).")
 @click.option("--wait", "wait_seconds", default="60s", show_default=True, callback=_duration,
               help="How long to wait for each engine to report stopped.")
+@click.option("--force", is_flag=True,
+              help="Also stop runs whose chaos-watch still runs, or that this host cannot check (another host).")
 @cluster_options
 @click.pass_context
-def cleanup(ctx: click.Context, delete: bool, wait_seconds: float, kubeconfig: str | None, context: str | None,
-            state_dir: Path | None) -> None:
-    """Stop the ChaosEngines of runs that did not finish (killed, crashed), as their journals record them."""
+def cleanup(ctx: click.Context, delete: bool, wait_seconds: float, force: bool, kubeconfig: str | None,
+            context: str | None, state_dir: Path | None) -> None:
+    """Stop the ChaosEngines of runs that did not finish (killed, crashed), as their journals record them.
+
+    A run whose chaos-watch process is still alive is skipped (it stops its own engines); --force stops it too.
+    """
     configure_logging(TOOL, ctx.obj["verbose"])
-    run(TOOL, functools.partial(_cleanup, delete, wait_seconds, kubeconfig, context, state_dir), ctx.obj["debug"])
+    run(TOOL, functools.partial(_cleanup, delete, wait_seconds, force, kubeconfig, context, state_dir), ctx.obj["debug"])
 
 
-def _cleanup(delete: bool, wait_seconds: float, kubeconfig: str | None, context: str | None, state_dir: Path | None) -> int:
+def _cleanup(delete: bool, wait_seconds: float, force: bool, kubeconfig: str | None, context: str | None,
+             state_dir: Path | None) -> int:
     directory = state_dir or default_state_dir()
-    runs = unfinished_runs(directory)
+    say = functools.partial(click.echo, err=True)
+    runs = []
+    for path, records in unfinished_runs(directory):
+        alive = run_is_alive(records)
+        if alive is not False:
+            why = (f"its chaos-watch (pid {_process(records)['pid']}) is still running" if alive
+                   else f"cannot tell whether its chaos-watch still runs ({_whose(records)})")
+            say(f"{TOOL}: {path.name}: " + (f"{why}; stopping it anyway (--force)" if force
+                                            else f"skipped: {why}; --force stops it anyway"))
+        if alive is False or force:
+            runs.append((path, records))
     if not runs:
-        click.echo(f"{TOOL}: no unfinished run in {directory}", err=True)
+        click.echo(f"{TOOL}: no unfinished run to clean in {directory}", err=True)
         return 0
     cluster = KubernetesCluster(kubeconfig, context)
     cluster.connect()
     backend = LitmusBackend(cluster)
-    say = functools.partial(click.echo, err=True)
     total = 0
     for path, records in runs:
         total += stop_leftovers(backend, cluster, records, delete, wait_seconds,
@@ -219,3 +234,12 @@ def _cleanup(delete: bool, wait_seconds: float, kubeconfig: str | None, context:
         FileJournal(path.parent, path.name.removesuffix(".jsonl")).record("cleaned", at=core.iso_utc(time.time()))
     say(f"{TOOL}: cleaned {len(runs)} run(s), stopped {total} engine(s)")
     return 0
+
+
+def _process(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return next((r.get("process") or {} for r in records if r.get("op") == "run"), {})
+
+
+def _whose(records: list[dict[str, Any]]) -> str:
+    process = _process(records)
+    return f"it ran on host {process['host']}" if process.get("host") else "its journal records no process"

@@ -22,7 +22,7 @@ from chaosgen.errors import EnvironmentFailure, Interrupted
 from chaos_watch import core, preflight
 from chaos_watch.cluster import Cluster
 from chaos_watch.engine import EngineBackend, EngineRun
-from chaos_watch.journal import Journal
+from chaos_watch.journal import Journal, process_identity
 from chaos_watch.metrics import MetricsReader, number, sample
 from chaos_watch.target import desired_replicas
 
@@ -76,7 +76,7 @@ class Runner:
         for each to stop its engine, and is raised again once they have.
         """
         self.journal.record("run", server=self.cluster.server(), started_at=core.iso_utc(self.clock()),
-                            engines=[f"{e.namespace}/{e.name}" for e in engines])
+                            engines=[f"{e.namespace}/{e.name}" for e in engines], process=process_identity())
         support_names = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in support}
         self._apply_support(support)
         observations = [core.Observation(e, thresholds=[core.ThresholdState(t) for t in e.thresholds]) for e in engines]

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from chaos_watch.journal import process_identity
 from tests.sandbox import watch_app
 
 
@@ -125,6 +127,59 @@ def test_cleanup_with_no_unfinished_run(tmp_path: Path) -> None:
 def test_cleanup_against_an_unreachable_cluster_is_exit_4(tmp_path: Path, unreachable_kubeconfig: Path) -> None:
     (tmp_path / "20260101T000000Z-1.jsonl").write_text(json.dumps({"op": "apply", "apiVersion": "litmuschaos.io/v1alpha1",
                                                                   "kind": "ChaosEngine", "namespace": "shop", "name": "x"}) + "\n")
-    completed = sh(f"chaos-watch cleanup --state-dir {tmp_path} --kubeconfig {unreachable_kubeconfig}")
+    completed = sh(f"chaos-watch cleanup --force --state-dir {tmp_path} --kubeconfig {unreachable_kubeconfig}")
     assert completed.returncode == 4 and completed.stdout == ""
-    one_error_line(completed)
+    assert completed.stderr.splitlines()[0].endswith("cannot tell whether its chaos-watch still runs (its journal "
+                                                     "records no process); stopping it anyway (--force)")
+    assert completed.stderr.splitlines()[-1].startswith("chaos-watch: error: ")
+
+
+@pytest.fixture
+def live_process() -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(["sleep", "60"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def write_journal(directory: Path, process: dict) -> Path:
+    path = directory / "20260101T000000Z-1.jsonl"
+    path.write_text(json.dumps({"op": "run", "process": process}) + "\n" + json.dumps({
+        "op": "apply", "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine", "namespace": "shop",
+        "name": "x", "existed": False}) + "\n")
+    return path
+
+
+def test_cleanup_skips_a_run_whose_process_is_alive(tmp_path: Path, unreachable_kubeconfig: Path,
+                                                    live_process: subprocess.Popen[bytes]) -> None:
+    """Another shell's chaos-watch is still running: cleanup leaves it (and the cluster) alone and says so."""
+    write_journal(tmp_path, process_identity(live_process.pid))
+    completed = sh(f"chaos-watch cleanup --state-dir {tmp_path} --kubeconfig {unreachable_kubeconfig}")
+    assert completed.returncode == 0 and completed.stdout == ""
+    assert completed.stderr.splitlines() == [
+        f"chaos-watch: 20260101T000000Z-1.jsonl: skipped: its chaos-watch (pid {live_process.pid}) is still running; "
+        "--force stops it anyway",
+        f"chaos-watch: no unfinished run to clean in {tmp_path}"]
+    assert "cleaned" not in (tmp_path / "20260101T000000Z-1.jsonl").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reused_pid, force", [(True, False), (False, True)], ids=["pid-reused", "force"])
+def test_cleanup_stops_a_dead_run_even_if_its_pid_was_reused_and_a_live_one_with_force(
+        tmp_path: Path, unreachable_kubeconfig: Path, live_process: subprocess.Popen[bytes], reused_pid: bool,
+        force: bool) -> None:
+    """The pid alone would match the live sleep; its start time tells a reused pid apart. Either way cleanup goes
+    to the cluster, here an unreachable one: exit 4."""
+    identity = process_identity(live_process.pid)
+    if reused_pid:
+        identity["start_ticks"] -= 1
+    write_journal(tmp_path, identity)
+    completed = sh(f"chaos-watch cleanup {'--force ' if force else ''}--state-dir {tmp_path} "
+                   f"--kubeconfig {unreachable_kubeconfig}")
+    assert completed.returncode == 4 and completed.stdout == ""
+    *said, error = completed.stderr.splitlines()
+    assert error.startswith("chaos-watch: error: cluster https://127.0.0.1:1 unreachable")
+    assert said == ([f"chaos-watch: 20260101T000000Z-1.jsonl: its chaos-watch (pid {live_process.pid}) is still "
+                     "running; stopping it anyway (--force)"] if force else [])
