@@ -3,6 +3,7 @@ checked apart. The cluster-free cases live here; the sandbox ones in test_watch_
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chaos_watch.cli import Progress
 from chaos_watch.journal import process_identity
 from tests.sandbox import watch_app
 
@@ -183,3 +185,43 @@ def test_cleanup_stops_a_dead_run_even_if_its_pid_was_reused_and_a_live_one_with
     assert error.startswith("chaos-watch: error: cluster https://127.0.0.1:1 unreachable")
     assert said == ([f"chaos-watch: 20260101T000000Z-1.jsonl: its chaos-watch (pid {live_process.pid}) is still "
                      "running; stopping it anyway (--force)"] if force else [])
+
+
+class Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+EVENTS = [
+    {"experiment": "web", "t": 0.0, "type": "apply", "message": "ChaosEngine shop/web"},
+    {"experiment": "web", "t": 1.0, "type": "error", "message": "cluster gone"},
+    {"experiment": "web", "t": 1.5, "type": "pod-lost", "message": "pod web-0"},
+    {"experiment": "web", "t": 2.0, "type": "verdict", "message": "error: cluster gone"},
+    {"experiment": "api", "t": 0.5, "type": "apply", "message": "ChaosEngine shop/api"},
+]
+
+
+def test_without_a_terminal_stderr_gets_a_line_per_problem_and_per_finished_experiment() -> None:
+    stream = Stream(tty=False)
+    progress = Progress(events=False, stream=stream)
+    for entry in EVENTS:
+        progress(entry)
+    progress.close()
+    assert stream.getvalue() == "chaos-watch: web +1.0s error: cluster gone\nchaos-watch: web: error: cluster gone\n"
+
+
+def test_on_a_terminal_the_status_line_is_overwritten_and_the_last_one_ends_with_a_newline() -> None:
+    stream = Stream(tty=True)
+    progress = Progress(events=False, stream=stream)
+    for entry in EVENTS:
+        progress(entry)
+    progress.close()
+    text = stream.getvalue()
+    assert text.endswith("chaos-watch: api +0.5s apply: ChaosEngine shop/api\n")
+    lines = [line.rsplit("\r\033[K", 1)[-1] for line in text.split("\n")[:-1]]
+    assert lines == ["chaos-watch: web +1.0s error: cluster gone", "chaos-watch: web: error: cluster gone",
+                     "chaos-watch: api +0.5s apply: ChaosEngine shop/api"]
