@@ -14,6 +14,7 @@ from typing import Any
 from chaosgen import API_VERSION, engine_contract
 from chaosgen.errors import InputRejected
 from chaosgen.policy import namespace_violations, pods_affected_violations, violations
+from chaosgen.schemas import with_article
 from chaosgen.units import parse_duration
 
 LITMUS_GROUP = "litmuschaos.io"
@@ -91,7 +92,7 @@ def split_documents(documents: list[Any], source: str) -> list[dict[str, Any]]:
                 raise InputRejected("a List needs items", source, f"{where}.items")
             objects.extend(split_documents(items, source) if items else [])
         elif document.get("apiVersion") == API_VERSION:
-            raise InputRejected(f"chaos-watch expects chaos-litmus output (ChaosEngines), got a {document['kind']}",
+            raise InputRejected(f"chaos-watch expects chaos-litmus output (ChaosEngines), got {with_article(str(document['kind']))}",
                                 source, f"{where}.kind")
         else:
             _check_object(document, source, where)

@@ -52,7 +52,7 @@ def unreachable_kubeconfig(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("content, message", [
     ("", "empty input"),
     ("{\"a\": ", "not valid JSON"),
-    ("apiVersion: chaosgen.dev/v1\nkind: ExperimentPlan\n", "expects chaos-litmus output (ChaosEngines), got a ExperimentPlan"),
+    ("apiVersion: chaosgen.dev/v1\nkind: ExperimentPlan\n", "expects chaos-litmus output (ChaosEngines), got an ExperimentPlan"),
     ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "no ChaosEngine in the input"),
     ("- 1\n- 2\n", "expected Kubernetes objects"),
 ])
