@@ -29,7 +29,11 @@ def _namespaces(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     return tuple(_namespace(ctx, param, value) for value in values)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
+Examples:
+  chaos-inventory -f k8s/3tier-app.yaml > topology.json
+  chaos-inventory -n shop --context staging --strict
+  chaos-inventory -f app.yaml --format mermaid""")
 @click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-",
               help="Manifest file (multi-document YAML or JSON), directory of them, or - for stdin. Repeatable. "
                    "Without -f, the cluster of the current kubeconfig context is read.")

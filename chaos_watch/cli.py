@@ -62,7 +62,11 @@ def boundary_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")(function)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
+Examples:
+  chaos-litmus --with-experiments < plan.json | chaos-watch --prometheus-url http://127.0.0.1:9090 > run.json
+  chaos-watch -f engines.yaml --dry-run
+  chaos-watch -f engines.yaml --parallel 2 --events --recovery-timeout 2m""")
 @click.option("-f", "--filename", default="-", show_default=True, help="chaos-litmus output (YAML or JSON); - is stdin.")
 @click.option("--prometheus-url", envvar="PROMETHEUS_URL", help="Prometheus base URL [env PROMETHEUS_URL].")
 @click.option("--interval", default="2s", show_default=True, callback=_duration, help="How often thresholds are evaluated.")
@@ -83,8 +87,9 @@ def boundary_options(function: Callable[..., Any]) -> Callable[..., Any]:
 def main(ctx: click.Context, debug: bool, verbose: int, **options: Any) -> None:
     """Apply ChaosEngines, guard them with Prometheus thresholds, measure recovery; a RunResult on stdout.
 
-    Exit 0 when every hypothesis held, 5 when any deviated or was aborted, 4 on an environment failure,
-    3 on bad input, 130 when interrupted (the engines are stopped first).
+    Exit 0 when every hypothesis held; 5 when any deviated, was aborted (also by someone else) or was skipped by
+    its preflight; 4 on an environment failure, including a fault the engine could not inject; 3 on bad input;
+    130 when interrupted (the engines are stopped first).
     """
     ctx.obj = {"debug": debug, "verbose": verbose}
     if ctx.invoked_subcommand is None:
@@ -189,7 +194,11 @@ class Progress:
         return f"{TOOL}: {entry['experiment']} +{entry['t']:.1f}s {entry['type']}: {entry['message']}"
 
 
-@main.command()
+@main.command(epilog="""\b
+Examples:
+  chaos-watch cleanup
+  chaos-watch cleanup --delete --wait 2m
+  chaos-watch cleanup --force --state-dir /var/lib/chaosgen/runs""")
 @click.option("--delete", is_flag=True, help="Also delete the objects the run created (not those it only updated).")
 @click.option("--wait", "wait_seconds", default="60s", show_default=True, callback=_duration,
               help="How long to wait for each engine to report stopped.")
