@@ -18,6 +18,12 @@ from typing import Any
 
 import click
 
+from chaos_watch import core
+from chaos_watch.cluster import KubernetesCluster
+from chaos_watch.journal import FileJournal, NoJournal, default_state_dir, run_is_alive, unfinished_runs
+from chaos_watch.leftovers import stop_leftovers
+from chaos_watch.litmus import LitmusBackend
+from chaos_watch.runner import Runner, Settings
 from chaosgen import __version__
 from chaosgen.boundary import configure_logging, run, write_document
 from chaosgen.documents import display_name, parse_documents, read_bytes
@@ -25,12 +31,6 @@ from chaosgen.errors import Interrupted, UsageError
 from chaosgen.policy import load_policy
 from chaosgen.prometheus import PrometheusClient
 from chaosgen.units import parse_duration
-from chaos_watch import core
-from chaos_watch.cluster import KubernetesCluster
-from chaos_watch.journal import FileJournal, NoJournal, default_state_dir, run_is_alive, unfinished_runs
-from chaos_watch.leftovers import stop_leftovers
-from chaos_watch.litmus import LitmusBackend
-from chaos_watch.runner import Runner, Settings
 
 TOOL = "chaos-watch"
 
@@ -239,7 +239,7 @@ def _cleanup(delete: bool, wait_seconds: float, force: bool, kubeconfig: str | N
     total = 0
     for path, records in runs:
         total += stop_leftovers(backend, cluster, records, delete, wait_seconds,
-                                lambda line: say(f"{TOOL}: {path.name}: {line}"))
+                                lambda line, run_name=path.name: say(f"{TOOL}: {run_name}: {line}"))
         FileJournal(path.parent, path.name.removesuffix(".jsonl")).record("cleaned", at=core.iso_utc(time.time()))
     say(f"{TOOL}: cleaned {len(runs)} run(s), stopped {total} engine(s)")
     return 0

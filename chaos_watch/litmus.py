@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chaosgen.errors import EnvironmentFailure
 from chaos_watch import core
 from chaos_watch.cluster import Cluster
 from chaos_watch.engine import Check
 from chaos_watch.target import TargetPods
+from chaosgen.errors import EnvironmentFailure
 
 log = logging.getLogger("chaos_watch")
 

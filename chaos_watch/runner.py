@@ -18,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from chaosgen.errors import EnvironmentFailure, Interrupted
 from chaos_watch import core, preflight
 from chaos_watch.cluster import Cluster
 from chaos_watch.engine import EngineBackend, EngineRun
 from chaos_watch.journal import Journal, process_identity
 from chaos_watch.metrics import MetricsReader, number, sample
 from chaos_watch.target import desired_replicas
+from chaosgen.errors import EnvironmentFailure, Interrupted
 
 log = logging.getLogger("chaos_watch")
 

@@ -34,9 +34,9 @@ def readme_exit_codes() -> dict[int, str]:
 def test_readme_and_chaos_watch_agree_on_a_fault_that_was_never_injected() -> None:
     """The experiment was not tested because the engine could not act (runtime, helper pod, target selection):
     verdict error, exit 4, an environment failure, and the README lists it there, not under 5."""
-    observation = core.Observation(core.parse_engines([watch_app.engine("web-pod-delete", "web")], "t")[0], started_at=1.0, chaos_ended=True,
-                                   recovered=True, chaos_result={"verdict": "Fail", "error_code": "CHAOS_INJECT_ERROR",
-                                                                 "failed_step": "injecting the fault"})
+    engine = core.parse_engines([watch_app.engine("web-pod-delete", "web")], "t")[0]
+    not_injected = {"verdict": "Fail", "error_code": "CHAOS_INJECT_ERROR", "failed_step": "injecting the fault"}
+    observation = core.Observation(engine, started_at=1.0, chaos_ended=True, recovered=True, chaos_result=not_injected)
     document = core.run_result([core.experiment_result(observation, core.iso_utc)], "t", {"type": "stdin"}, None, False)
     assert core.exit_code(document) == 4
     codes = readme_exit_codes()

@@ -205,22 +205,22 @@ EVENTS = [
 ]
 
 
-def test_without_a_terminal_stderr_gets_a_line_per_problem_and_per_finished_experiment() -> None:
-    stream = Stream(tty=False)
+def shown(tty: bool) -> str:
+    """What stderr receives for EVENTS, the run then ending."""
+    stream = Stream(tty)
     progress = Progress(events=False, stream=stream)
     for entry in EVENTS:
         progress(entry)
     progress.close()
-    assert stream.getvalue() == "chaos-watch: web +1.0s error: cluster gone\nchaos-watch: web: error: cluster gone\n"
+    return stream.getvalue()
+
+
+def test_without_a_terminal_stderr_gets_a_line_per_problem_and_per_finished_experiment() -> None:
+    assert shown(tty=False) == "chaos-watch: web +1.0s error: cluster gone\nchaos-watch: web: error: cluster gone\n"
 
 
 def test_on_a_terminal_the_status_line_is_overwritten_and_the_last_one_ends_with_a_newline() -> None:
-    stream = Stream(tty=True)
-    progress = Progress(events=False, stream=stream)
-    for entry in EVENTS:
-        progress(entry)
-    progress.close()
-    text = stream.getvalue()
+    text = shown(tty=True)
     assert text.endswith("chaos-watch: api +0.5s apply: ChaosEngine shop/api\n")
     lines = [line.rsplit("\r\033[K", 1)[-1] for line in text.split("\n")[:-1]]
     assert lines == ["chaos-watch: web +1.0s error: cluster gone", "chaos-watch: web: error: cluster gone",

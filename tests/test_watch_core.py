@@ -32,7 +32,7 @@ def test_parse_engine_reads_the_chaosgen_annotations() -> None:
 def test_split_documents_flattens_a_v1_list_and_rejects_chaosgen_documents() -> None:
     items = [watch_app.chaos_experiment(), watch_app.engine("a", "web")]
     assert len(core.split_documents([{"apiVersion": "v1", "kind": "List", "items": items}], "in.json")) == 2
-    with pytest.raises(InputRejected, match="expects chaos-litmus output.*got a ExperimentPlan"):
+    with pytest.raises(InputRejected, match="expects chaos-litmus output.*got an ExperimentPlan"):
         core.split_documents([{"apiVersion": "chaosgen.dev/v1", "kind": "ExperimentPlan"}], "in.json")
     with pytest.raises(InputRejected, match=r"\$\[1\]\.metadata\.name"):
         core.split_documents([items[0], {"apiVersion": "v1", "kind": "Pod", "metadata": {}}], "in.yaml")

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from chaosgen.policy import DEFAULT_POLICY
-from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
-from chaosgen.schemas import validate
 from chaos_watch import core
 from chaos_watch.leftovers import stop_leftovers
 from chaos_watch.litmus import LITMUS_CRDS, LitmusBackend
 from chaos_watch.runner import Runner, Settings
+from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
+from chaosgen.policy import DEFAULT_POLICY
+from chaosgen.schemas import validate
 from tests.sandbox import watch_app
 from tests.sandbox.litmus_runner import result_status
 
