@@ -11,7 +11,7 @@ from chaos_inventory import core, render
 from chaos_inventory.manifests import load_manifests
 from chaosgen.boundary import stage_options, validated_output, write_stdout
 from chaosgen.documents import dump_json
-from chaosgen.errors import UsageError
+from chaosgen.errors import EnvironmentFailure, UsageError
 
 TOOL = "chaos-inventory"
 FORMATS = {"json": dump_json, "dot": render.to_dot, "mermaid": render.to_mermaid}
@@ -29,7 +29,11 @@ def _namespaces(ctx: click.Context, param: click.Parameter, values: tuple[str, .
     return tuple(_namespace(ctx, param, value) for value in values)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
+Examples:
+  chaos-inventory -f k8s/3tier-app.yaml > topology.json
+  chaos-inventory -n shop --context staging --strict
+  chaos-inventory -f app.yaml --format mermaid""")
 @click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-",
               help="Manifest file (multi-document YAML or JSON), directory of them, or - for stdin. Repeatable. "
                    "Without -f, the cluster of the current kubeconfig context is read.")
@@ -45,16 +49,19 @@ def _namespaces(ctx: click.Context, param: click.Parameter, values: tuple[str, .
 @click.option("--context", help="Live: kubeconfig context [default: the current one].")
 @click.option("--format", "output_format", type=click.Choice(sorted(FORMATS)), default="json", show_default=True,
               help="json: the Topology document; dot or mermaid: its dependency graph.")
+@click.option("--strict", is_flag=True,
+              help="Live: a namespace given with -n in which nothing is found is an error (exit 4), not a warning.")
 @stage_options(TOOL)
 def main(filenames: tuple[str, ...], namespaces: tuple[str, ...], all_namespaces: bool,
          exclude_namespaces: tuple[str, ...], selector: str | None, kubeconfig: str | None, context: str | None,
-         output_format: str) -> None:
+         output_format: str, strict: bool) -> None:
     """Find the workloads, Services and dependencies of an application in its manifests or a live cluster;
     print a Topology."""
     notes: list[str] = []
     if filenames:
         live_only = [flag for flag, given in (("-A", all_namespaces), ("--exclude-namespace", exclude_namespaces),
-                                              ("-l", selector), ("--kubeconfig", kubeconfig), ("--context", context))
+                                              ("-l", selector), ("--kubeconfig", kubeconfig), ("--context", context),
+                                              ("--strict", strict))
                      if given]
         if live_only:
             raise UsageError(f"{live_only[0]} is only for a live cluster (without -f)")
@@ -78,9 +85,23 @@ def main(filenames: tuple[str, ...], namespaces: tuple[str, ...], all_namespaces
 
         scope = cluster.Scope(namespaces, exclude_namespaces, selector)
         topology = cluster.inventory(cluster.KubeconfigReader(kubeconfig, context), scope)
-        warnings = topology["metadata"].get("warnings", [])
+        empty = empty_namespaces(topology, namespaces)
+        if empty and strict:
+            raise EnvironmentFailure("; ".join(empty))
+        warnings = topology["metadata"].get("warnings", []) + empty
+        if warnings:
+            topology["metadata"]["warnings"] = warnings
     for note in notes:
         log.info(note)
     for warning in warnings:
         log.warning(warning)
     write_stdout(FORMATS[output_format](validated_output(topology)))
+
+
+def empty_namespaces(topology: dict, namespaces: tuple[str, ...]) -> list[str]:
+    """A warning for each namespace asked for with -n that holds no workload and no Service: most often one that does
+    not exist (a typo), which the list calls cannot tell from an empty one, as the read-only role may not read
+    Namespaces."""
+    found = {item["namespace"] for item in topology["workloads"] + topology["services"]}
+    return [f"nothing found in namespace {namespace} (no workload, no Service): does it exist?"
+            for namespace in namespaces if namespace not in found]

@@ -10,8 +10,10 @@ from typing import Any
 
 from chaos_inventory.fields import MalformedObject
 from chaos_inventory.model import KNOWN_KINDS
+from chaosgen import API_VERSION
 from chaosgen.documents import display_name, parse_documents, read_bytes
 from chaosgen.errors import InputRejected
+from chaosgen.schemas import with_article
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -92,6 +94,11 @@ def _collect(document: Any, origin: Origin, namespace: str, manifests: Manifests
         manifests.warnings.append(f"{where} at {origin.prefix}: skipped {what}, not a Kubernetes object")
         return 0
     kind = document["kind"]
+    if document["apiVersion"] == API_VERSION:
+        # A chaosgen document (often chaos-inventory's own Topology piped back in) is the wrong stage's input, not an
+        # unknown Kubernetes kind to skip with a warning.
+        raise InputRejected(f"chaos-inventory expects Kubernetes manifests, got {with_article(kind)} "
+                            f"({API_VERSION} document)", where, f"{origin.prefix}.kind")
     if kind.endswith("List") and isinstance(document.get("items"), list):
         # kubectl's `List` items carry their kind; typed lists (DeploymentList) leave it to the list.
         item_kind = kind[:-4] if kind != "List" else None

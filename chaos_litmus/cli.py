@@ -33,7 +33,11 @@ def as_list(documents: list[dict]) -> dict:
     return {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": documents}
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
+Examples:
+  chaos-suggest -n 3 < topology.json | chaos-litmus --with-experiments --with-rbac
+  chaos-litmus -f plan.json --format json --prometheus-endpoint http://prometheus.monitoring:9090
+  chaos-litmus -f plan.json --validate --context staging""")
 @click.option("-f", "--filename", default="-", show_default=True, help="ExperimentPlan (JSON or YAML); - is stdin.")
 @click.option("--policy", "policy_file", type=click.Path(dir_okay=False), help="Safety policy (YAML) over the defaults.")
 @click.option("--prometheus-endpoint", envvar="PROMETHEUS_URL", default=core.DEFAULT_PROMETHEUS_ENDPOINT,

@@ -13,7 +13,11 @@ from chaos_report import core
 TOOL = "chaos-report"
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
+Examples:
+  chaos-report run.json > report.md
+  chaos-watch -f engines.yaml --prometheus-url http://127.0.0.1:9090 | chaos-report
+  chaos-report monday.json tuesday.json""")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @stage_options(TOOL)
 def main(files: tuple[str, ...]) -> None:

@@ -43,7 +43,8 @@ def _section(e: dict[str, Any]) -> list[str]:
     if e["abort"]:
         a = e["abort"]
         stopped = f", Litmus stopped it at +{a['stopped_at']}s" if a["confirmed"] else ", stop not confirmed by Litmus"
-        lines.append(f"- Aborted by {a['by']} at +{a['requested_at']}s{stopped}")
+        by = (f"{a.get('manager') or 'someone'}, outside chaos-watch," if a["by"] == "external" else a["by"])
+        lines.append(f"- Aborted by {by} at +{a['requested_at']}s{stopped}")
     result = e["chaos_result"]
     if result:
         probes = "n/a" if result["probe_success_percentage"] is None else f"{result['probe_success_percentage']:g}%"
@@ -83,6 +84,10 @@ def root_causes(e: dict[str, Any]) -> list[str]:
                      "missing ChaosExperiment or RBAC).")
     elif abort and abort["by"] in ("signal", "error"):
         found.append(f"{name}: the run was stopped ({abort['reason']}); the hypothesis was not tested.")
+    elif abort and abort["by"] == "external":
+        who = f"`{abort['manager']}`" if abort.get("manager") else "someone other than chaos-watch"
+        found.append(f"{name}: {who} stopped the engine mid-run (engineState: stop); the hypothesis was not tested "
+                     "to the end. Check who else operates on the ChaosEngines of this namespace.")
     if abort and not abort["confirmed"]:
         found.append(f"{name}: Litmus did not confirm the stop; check that no chaos is still running "
                      "(`chaos-watch cleanup`).")
@@ -104,7 +109,10 @@ def root_causes(e: dict[str, Any]) -> list[str]:
                              "outlasts the fault.")
     if e["verdict"] == "skipped":
         found.append(f"{name}: not run: {e['reason']}.")
-    if e["verdict"] == "error":
+    if e["verdict"] == "error" and e.get("injected") is False:
+        found.append(f"{name}: the hypothesis was not tested: {e['reason']}. The chaos engine could not act on the "
+                     "target (its container runtime, helper pod or target selection).")
+    elif e["verdict"] == "error":
         found.append(f"{name}: environment problem: {e['reason']}.")
     return found
 
@@ -118,9 +126,15 @@ def _remedy(e: dict[str, Any]) -> str:
 
 
 def _recovery(e: dict[str, Any]) -> str:
-    if e["time_to_recovery_seconds"] is None:
-        return "not measured" if e["recovered"] is None else "not recovered"
-    return f"{e['time_to_recovery_seconds']:g}s"
+    """The recovery cell: a time only for a target that recovered (an older RunResult may carry one regardless)."""
+    if e.get("injected") is False:
+        return "not injected"
+    if e["recovered"] is False:
+        return "not recovered"
+    if e["recovered"] is None or e["time_to_recovery_seconds"] is None:
+        return "not measured"
+    readiness_only = " (pod readiness only: metrics were lost)" if e["aborted_by"] == "metrics-loss" else ""
+    return f"{e['time_to_recovery_seconds']:g}s{readiness_only}"
 
 
 def _cell(text: Any) -> str:

@@ -23,7 +23,11 @@ TOOL = "chaos-suggest"
 log = logging.getLogger(TOOL)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
+Examples:
+  chaos-inventory -f k8s/3tier-app.yaml | chaos-suggest -n 3
+  chaos-suggest -f topology.json --provider openai --anonymize
+  chaos-suggest -f topology.json --policy policy.yaml --offline""")
 @click.option("-f", "--filename", default="-", show_default=True, help="Topology file (JSON or YAML); - is stdin.")
 @click.option(
     "-n", "--count", type=click.IntRange(min=1), default=3, show_default=True,

@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,12 @@ from typing import Any
 
 import click
 
+from chaos_watch import core
+from chaos_watch.cluster import KubernetesCluster
+from chaos_watch.journal import FileJournal, NoJournal, default_state_dir, run_is_alive, unfinished_runs
+from chaos_watch.leftovers import stop_leftovers
+from chaos_watch.litmus import LitmusBackend
+from chaos_watch.runner import Runner, Settings
 from chaosgen import __version__
 from chaosgen.boundary import configure_logging, run, write_document
 from chaosgen.documents import display_name, parse_documents, read_bytes
@@ -24,12 +31,6 @@ from chaosgen.errors import Interrupted, UsageError
 from chaosgen.policy import load_policy
 from chaosgen.prometheus import PrometheusClient
 from chaosgen.units import parse_duration
-from chaos_watch import core
-from chaos_watch.cluster import KubernetesCluster
-from chaos_watch.journal import FileJournal, NoJournal, default_state_dir, unfinished_runs
-from chaos_watch.leftovers import stop_leftovers
-from chaos_watch.litmus import LitmusBackend
-from chaos_watch.runner import Runner, Settings
 
 TOOL = "chaos-watch"
 
@@ -61,7 +62,11 @@ def boundary_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")(function)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
+Examples:
+  chaos-litmus --with-experiments < plan.json | chaos-watch --prometheus-url http://127.0.0.1:9090 > run.json
+  chaos-watch -f engines.yaml --dry-run
+  chaos-watch -f engines.yaml --parallel 2 --events --recovery-timeout 2m""")
 @click.option("-f", "--filename", default="-", show_default=True, help="chaos-litmus output (YAML or JSON); - is stdin.")
 @click.option("--prometheus-url", envvar="PROMETHEUS_URL", help="Prometheus base URL [env PROMETHEUS_URL].")
 @click.option("--interval", default="2s", show_default=True, callback=_duration, help="How often thresholds are evaluated.")
@@ -82,8 +87,9 @@ def boundary_options(function: Callable[..., Any]) -> Callable[..., Any]:
 def main(ctx: click.Context, debug: bool, verbose: int, **options: Any) -> None:
     """Apply ChaosEngines, guard them with Prometheus thresholds, measure recovery; a RunResult on stdout.
 
-    Exit 0 when every hypothesis held, 5 when any deviated or was aborted, 4 on an environment failure,
-    3 on bad input, 130 when interrupted (the engines are stopped first).
+    Exit 0 when every hypothesis held; 5 when any deviated, was aborted (also by someone else) or was skipped by
+    its preflight; 4 on an environment failure, including a fault the engine could not inject; 3 on bad input;
+    130 when interrupted (the engines are stopped first).
     """
     ctx.obj = {"debug": debug, "verbose": verbose}
     if ctx.invoked_subcommand is None:
@@ -113,13 +119,16 @@ def watch(filename: str, prometheus_url: str | None, interval: float, timeout: f
     # A short timeout and one retry: during chaos a slow answer is as bad as none, but one dropped request is not
     # yet a lost Prometheus.
     metrics = PrometheusClient(prometheus_url, timeout=2.0, attempts=2, connections=parallel) if prometheus_url else None
-    runner = Runner(cluster, LitmusBackend(cluster), metrics, journal, policy, settings, emit=_progress(events))
+    progress = Progress(events)
+    runner = Runner(cluster, LitmusBackend(cluster), metrics, journal, policy, settings, emit=progress)
     interrupted: Interrupted | None = None
     try:
         observations = runner.run(engines, support)
     except Interrupted as e:
         interrupted = e
         observations = runner.last_observations
+    finally:
+        progress.close()
     results = [core.experiment_result(o, core.iso_utc) for o in observations]
     document = core.run_result(
         results, f"{TOOL} {__version__}",
@@ -138,48 +147,108 @@ def _run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
 
 
-def _progress(events: bool) -> Callable[[dict[str, Any]], None]:
-    """JSON Lines on stderr with --events; a one-line status when stderr is a terminal; otherwise nothing."""
-    if events:
-        def emit(entry: dict[str, Any]) -> None:
-            sys.stderr.write(json.dumps(entry, sort_keys=True) + "\n")
-            sys.stderr.flush()
-        return emit
-    if sys.stderr.isatty():
-        def show(entry: dict[str, Any]) -> None:
-            sys.stderr.write(f"\r\033[K{TOOL}: {entry['experiment']} +{entry['t']:.1f}s {entry['type']}: {entry['message']}"[:200])
-            sys.stderr.flush()
-        return show
-    return lambda entry: None
+class Progress:
+    """Where the runner's events go on stderr. --events: every event as a JSON line. Otherwise a full line for each
+    finished experiment and each problem, whatever stderr is, and on a terminal a status line overwritten in place
+    for the rest; close() ends a pending status line so that what follows starts on a line of its own."""
+
+    # Problems worth a line of their own (a failed preflight check is in its experiment's verdict line).
+    LINE_TYPES = frozenset({"error", "metrics-loss", "stop-failed", "stop-unconfirmed", "stopped-externally",
+                            "not-recovered"})
+
+    def __init__(self, events: bool, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.events = events
+        self.tty = self.stream.isatty()
+        self._pending = False
+        self._lock = threading.Lock()
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            if self.events:
+                self._write(json.dumps(entry, sort_keys=True) + "\n")
+            elif entry["type"] == "verdict":
+                self._line(f"{TOOL}: {entry['experiment']}: {entry['message']}")
+            elif entry["type"] in self.LINE_TYPES:
+                self._line(self._describe(entry))
+            elif self.tty:
+                self._write(f"\r\033[K{self._describe(entry)[:200]}")
+                self._pending = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._write("\n")
+                self._pending = False
+
+    def _line(self, text: str) -> None:
+        self._write(("\r\033[K" if self._pending else "") + text + "\n")
+        self._pending = False
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
+
+    @staticmethod
+    def _describe(entry: dict[str, Any]) -> str:
+        return f"{TOOL}: {entry['experiment']} +{entry['t']:.1f}s {entry['type']}: {entry['message']}"
 
 
-@main.command()
+@main.command(epilog="""\b
+Examples:
+  chaos-watch cleanup
+  chaos-watch cleanup --delete --wait 2m
+  chaos-watch cleanup --force --state-dir /var/lib/chaosgen/runs""")
 @click.option("--delete", is_flag=True, help="Also delete the objects the run created (not those it only updated).")
 @click.option("--wait", "wait_seconds", default="60s", show_default=True, callback=_duration,
               help="How long to wait for each engine to report stopped.")
+@click.option("--force", is_flag=True,
+              help="Also stop runs whose chaos-watch still runs, or that this host cannot check (another host).")
 @cluster_options
 @click.pass_context
-def cleanup(ctx: click.Context, delete: bool, wait_seconds: float, kubeconfig: str | None, context: str | None,
-            state_dir: Path | None) -> None:
-    """Stop the ChaosEngines of runs that did not finish (killed, crashed), as their journals record them."""
+def cleanup(ctx: click.Context, delete: bool, wait_seconds: float, force: bool, kubeconfig: str | None,
+            context: str | None, state_dir: Path | None) -> None:
+    """Stop the ChaosEngines of runs that did not finish (killed, crashed), as their journals record them.
+
+    A run whose chaos-watch process is still alive is skipped (it stops its own engines); --force stops it too.
+    """
     configure_logging(TOOL, ctx.obj["verbose"])
-    run(TOOL, functools.partial(_cleanup, delete, wait_seconds, kubeconfig, context, state_dir), ctx.obj["debug"])
+    run(TOOL, functools.partial(_cleanup, delete, wait_seconds, force, kubeconfig, context, state_dir), ctx.obj["debug"])
 
 
-def _cleanup(delete: bool, wait_seconds: float, kubeconfig: str | None, context: str | None, state_dir: Path | None) -> int:
+def _cleanup(delete: bool, wait_seconds: float, force: bool, kubeconfig: str | None, context: str | None,
+             state_dir: Path | None) -> int:
     directory = state_dir or default_state_dir()
-    runs = unfinished_runs(directory)
+    say = functools.partial(click.echo, err=True)
+    runs = []
+    for path, records in unfinished_runs(directory):
+        alive = run_is_alive(records)
+        if alive is not False:
+            why = (f"its chaos-watch (pid {_process(records)['pid']}) is still running" if alive
+                   else f"cannot tell whether its chaos-watch still runs ({_whose(records)})")
+            say(f"{TOOL}: {path.name}: " + (f"{why}; stopping it anyway (--force)" if force
+                                            else f"skipped: {why}; --force stops it anyway"))
+        if alive is False or force:
+            runs.append((path, records))
     if not runs:
-        click.echo(f"{TOOL}: no unfinished run in {directory}", err=True)
+        click.echo(f"{TOOL}: no unfinished run to clean in {directory}", err=True)
         return 0
     cluster = KubernetesCluster(kubeconfig, context)
     cluster.connect()
     backend = LitmusBackend(cluster)
-    say = functools.partial(click.echo, err=True)
     total = 0
     for path, records in runs:
         total += stop_leftovers(backend, cluster, records, delete, wait_seconds,
-                                lambda line: say(f"{TOOL}: {path.name}: {line}"))
+                                lambda line, run_name=path.name: say(f"{TOOL}: {run_name}: {line}"))
         FileJournal(path.parent, path.name.removesuffix(".jsonl")).record("cleaned", at=core.iso_utc(time.time()))
     say(f"{TOOL}: cleaned {len(runs)} run(s), stopped {total} engine(s)")
     return 0
+
+
+def _process(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return next((r.get("process") or {} for r in records if r.get("op") == "run"), {})
+
+
+def _whose(records: list[dict[str, Any]]) -> str:
+    process = _process(records)
+    return f"it ran on host {process['host']}" if process.get("host") else "its journal records no process"

@@ -15,9 +15,12 @@ from chaosgen import API_VERSION, engine_contract
 from chaosgen.errors import InputRejected
 from chaosgen.litmus import LITMUS_GROUP
 from chaosgen.policy import namespace_violations, pods_affected_violations, violations
+from chaosgen.schemas import with_article
 from chaosgen.units import parse_duration
 
 VERDICTS = ("passed", "failed", "aborted", "skipped", "error")
+# What Litmus writes in a ChaosResult's phase and verdict when the engine was stopped (engineState: stop).
+STOPPED = "Stopped"
 # Litmus failureOutput.errorCode values (litmus-go pkg/cerrors) of a run that never injected its fault: the
 # hypothesis was not tested, so the verdict is error, not failed.
 NOT_INJECTED_ERROR_CODES = frozenset({"TARGET_SELECTION_ERROR", "HELPER_ERROR", "HELPER_POD_FAILED_ERROR",
@@ -89,7 +92,7 @@ def split_documents(documents: list[Any], source: str) -> list[dict[str, Any]]:
                 raise InputRejected("a List needs items", source, f"{where}.items")
             objects.extend(split_documents(items, source) if items else [])
         elif document.get("apiVersion") == API_VERSION:
-            raise InputRejected(f"chaos-watch expects chaos-litmus output (ChaosEngines), got a {document['kind']}",
+            raise InputRejected(f"chaos-watch expects chaos-litmus output (ChaosEngines), got {with_article(str(document['kind']))}",
                                 source, f"{where}.kind")
         else:
             _check_object(document, source, where)
@@ -395,8 +398,27 @@ def decide(observation: Observation) -> tuple[str, str]:
     expected = engine.expected_recovery_seconds
     if ttr is not None and expected is not None and ttr > expected:
         return "failed", f"recovered in {ttr:g}s, more than the expected {expected}s"
+    if result.get("verdict") != "Pass":
+        # chaos-watch saw nothing wrong, but the engine did not conclude Pass: that is not a confirmed hypothesis.
+        if not result:
+            return "error", "the engine wrote no result, so its own verdict is unknown"
+        return "error", f"the engine's own result says {result.get('verdict') or 'nothing'}, not Pass"
     held = f"; recovered in {ttr:g}s (expected {expected}s)" if ttr is not None and expected is not None else ""
     return "passed", f"no threshold breached{held}"
+
+
+def result_stopped(result: dict[str, Any] | None) -> bool:
+    """Whether the engine's result (RunResult chaos_result shape) says the run was stopped rather than concluded;
+    the runner asks it to notice a stop it did not request."""
+    return result is not None and STOPPED in (result.get("phase"), result.get("verdict"))
+
+
+def outside_stop(observation: Observation, t: float, manager: str | None) -> dict[str, Any]:
+    """The abort record of an engine that someone else stopped (seen at t); manager: who, when the engine says."""
+    who = f"by {manager}" if manager else "from outside"
+    return {"by": "external", "reason": f"the engine was stopped {who}, not by chaos-watch", "threshold": None,
+            "breach_at": None, "requested_at": observation.offset(t), "stopped_at": observation.offset(t),
+            "confirmed": True, "manager": manager}
 
 
 def experiment_result(observation: Observation, iso: Any) -> dict[str, Any]:
@@ -412,9 +434,11 @@ def experiment_result(observation: Observation, iso: Any) -> dict[str, Any]:
     }
     if engine.experiment and engine.experiment.get("hypothesis"):
         result["hypothesis"] = engine.experiment["hypothesis"]
-    # A fault that never ran caused no outage to recover from: no time is more honest than 0.
-    measured = observation.chaos_ended and verdict != "skipped" and fault_injected(observation)
-    ttr = time_to_recovery(observation.outages) if measured else None
+    # A time to recovery exists only for a recovery: a fault that never ran caused no outage to recover from, and a
+    # target that did not recover has no time (its pods' brief outage is not its recovery).
+    started = observation.started_at is not None and verdict != "skipped"
+    injected = fault_injected(observation) if started else None
+    ttr = time_to_recovery(observation.outages) if injected and observation.recovered else None
     result.update({
         "verdict": verdict,
         "reason": reason,
@@ -430,6 +454,7 @@ def experiment_result(observation: Observation, iso: Any) -> dict[str, Any]:
         "expected_recovery_seconds": engine.expected_recovery_seconds,
         "time_to_recovery_seconds": ttr,
         "recovered": observation.recovered,
+        "injected": injected,
         "outages": observation.outages,
     })
     return result

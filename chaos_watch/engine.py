@@ -28,6 +28,15 @@ class EngineRun(Protocol):
         """True once the engine reports its chaos over, whether completed or stopped."""
         ...
 
+    def stopped(self) -> bool:
+        """True once the engine reports that it was stopped (whoever asked) rather than that it completed."""
+        ...
+
+    def stopped_by(self) -> str | None:
+        """Who asked the engine to stop, as its object records it (Kubernetes: the field manager that last set the
+        stop); None when it does not say. The runner asks when a stop it did not request ended the run."""
+        ...
+
     def ready_pods(self) -> set[str]:
         """The target pods that serve now."""
         ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,6 +83,42 @@ def unfinished_runs(state_dir: Path) -> list[tuple[Path, list[dict[str, Any]]]]:
         if not any(r.get("op") in ("finished", "cleaned") for r in records):
             found.append((path, records))
     return found
+
+
+def process_identity(pid: int | None = None) -> dict[str, Any]:
+    """What identifies a process beyond its pid, which the kernel reuses: host, boot id and the process's start time
+    (clock ticks after boot, /proc/<pid>/stat field 22). The runner journals its own in the `run` record."""
+    pid = os.getpid() if pid is None else pid
+    return {"pid": pid, "host": socket.gethostname(), "boot_id": _boot_id(), "start_ticks": _start_ticks(pid)}
+
+
+def run_is_alive(records: list[dict[str, Any]]) -> bool | None:
+    """Whether the process that wrote a journal still runs: True, False, or None when this host cannot tell (the
+    run was on another host, or its journal records no process). Called by `chaos-watch cleanup`."""
+    journaled = next((r.get("process") for r in records if r.get("op") == "run"), None)
+    if not isinstance(journaled, dict) or journaled.get("host") != socket.gethostname():
+        return None
+    if journaled.get("boot_id") != _boot_id():
+        return False
+    start = _start_ticks(journaled["pid"])
+    return start is not None and start == journaled.get("start_ticks")
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The process's start time after boot in clock ticks, None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: the fields after it start at the last ')'.
+    return int(stat[stat.rindex(")") + 2:].split()[19])
 
 
 def applied_objects(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

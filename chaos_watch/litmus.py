@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chaosgen.errors import EnvironmentFailure
-from chaosgen.litmus import LITMUS_API_VERSION as LITMUS
-from chaosgen.litmus import LITMUS_GROUP
 from chaos_watch import core
 from chaos_watch.cluster import Cluster
 from chaos_watch.engine import Check
 from chaos_watch.target import TargetPods
+from chaosgen.errors import EnvironmentFailure
+from chaosgen.litmus import LITMUS_API_VERSION as LITMUS
+from chaosgen.litmus import LITMUS_GROUP
 
 log = logging.getLogger("chaos_watch")
 
@@ -63,6 +63,14 @@ class LitmusRun:
     def ended(self) -> bool:
         return self.status() in INACTIVE_ENGINE
 
+    def stopped(self) -> bool:
+        return self.status() == "stopped"
+
+    def stopped_by(self) -> str | None:
+        with self._lock:
+            engine = self._objects["ChaosEngine"] or {}
+        return engine_state_manager(engine)
+
     def ready_pods(self) -> set[str]:
         with self._lock:
             return self._pods.ready_names()
@@ -77,6 +85,16 @@ class LitmusRun:
 
     def close(self) -> None:
         self._stop_watches.set()
+
+
+def engine_state_manager(engine: dict[str, Any]) -> str | None:
+    """The field manager that last set a ChaosEngine's spec.engineState (kubectl patch: kubectl-patch), from its
+    managedFields; None when no entry owns the field."""
+    owners = [entry for entry in (engine.get("metadata") or {}).get("managedFields") or []
+              if "f:engineState" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})]
+    # RFC 3339 UTC stamps of one format sort as strings; the latest owner is the one who set the value seen now.
+    latest = max(owners, key=lambda entry: entry.get("time") or "", default=None)
+    return latest.get("manager") if latest else None
 
 
 class LitmusBackend:

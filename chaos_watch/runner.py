@@ -18,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from chaosgen.errors import EnvironmentFailure, Interrupted
 from chaos_watch import core, preflight
 from chaos_watch.cluster import Cluster
 from chaos_watch.engine import EngineBackend, EngineRun
-from chaos_watch.journal import Journal
+from chaos_watch.journal import Journal, process_identity
 from chaos_watch.metrics import MetricsReader, number, sample
 from chaos_watch.target import desired_replicas
+from chaosgen.errors import EnvironmentFailure, Interrupted
 
 log = logging.getLogger("chaos_watch")
 
@@ -76,7 +76,7 @@ class Runner:
         for each to stop its engine, and is raised again once they have.
         """
         self.journal.record("run", server=self.cluster.server(), started_at=core.iso_utc(self.clock()),
-                            engines=[f"{e.namespace}/{e.name}" for e in engines])
+                            engines=[f"{e.namespace}/{e.name}" for e in engines], process=process_identity())
         support_names = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in support}
         self._apply_support(support)
         observations = [core.Observation(e, thresholds=[core.ThresholdState(t) for t in e.thresholds]) for e in engines]
@@ -127,10 +127,10 @@ class Runner:
 
     def _run_one(self, observation: core.Observation, support_names: set[tuple[str, str | None, str]]) -> None:
         engine = observation.engine
-        if self.cancel.is_set():
-            observation.skipped_reason = f"not started: {self.cancel_reason}"
-            return
         try:
+            if self.cancel.is_set():
+                observation.skipped_reason = f"not started: {self.cancel_reason}"
+                return
             if not self._preflight(observation, support_names):
                 return
             if self.settings.dry_run:
@@ -142,6 +142,11 @@ class Runner:
         except EnvironmentFailure as e:
             observation.error_reason = str(e)
             self._emit(observation, "error", str(e))
+        finally:
+            # The one line a user sees per experiment even without a terminal; not an event of the RunResult.
+            verdict, reason = core.decide(observation)
+            self.emit({"experiment": engine.experiment_id, "t": observation.offset(self.clock()), "type": "verdict",
+                       "message": f"{verdict}: {reason}"})
 
     def _execute(self, observation: core.Observation) -> None:
         engine = observation.engine
@@ -158,6 +163,7 @@ class Runner:
                 initially_ready = self._inject(observation, run, wake)
                 self._recover(observation, run, wake)
                 observation.chaos_result = run.chaos_result()
+                self._notice_outside_stop(observation, run)
                 observation.outages = core.outages(initially_ready, run.pod_changes(), self._desired(engine),
                                                    observation.started_at)
                 observation.ended_at = self.clock()
@@ -203,6 +209,7 @@ class Runner:
             if run.ended():
                 observation.chaos_ended = True
                 self._emit(observation, "chaos-ended", f"{self.backend.name} reports the engine {run.status()}")
+                self._notice_outside_stop(observation, run)
                 return
             if now >= next_evaluation:
                 verdict = self._evaluate(observation, now)
@@ -279,41 +286,61 @@ class Runner:
             wake.clear()
         self._emit(observation, "stop-unconfirmed", f"the engine was not reported stopped within {self.settings.stop_timeout:g}s")
 
+    def _notice_outside_stop(self, observation: core.Observation, run: EngineRun) -> None:
+        """Record an abort by someone else when the engine, or its result, says stopped and chaos-watch never asked:
+        such a run was cut short, so it must not pass."""
+        if observation.abort is None and (run.stopped() or core.result_stopped(run.chaos_result())):
+            observation.abort = core.outside_stop(observation, self.clock(), run.stopped_by())
+            self._emit(observation, "stopped-externally", observation.abort["reason"])
+
     def _recover(self, observation: core.Observation, run: EngineRun, wake: threading.Event) -> None:
         """Wait until the target is back at its desired ready replicas, every threshold holds again and the
         experiment's Prometheus steady state holds again. The steady state is stricter than "not breached" (an
         error rate below the limit, not at it), and the next experiment's preflight checks it: without it a run
-        of several experiments skips the next one on the previous one's residue."""
+        of several experiments skips the next one on the previous one's residue.
+
+        After an abort on lost metrics there is nothing to wait for in Prometheus: recovery is then measured from
+        pod readiness alone, and the event says that the thresholds and steady state went unchecked."""
         desired = self._desired(observation.engine)
         deadline = self.clock() + self.settings.recovery_timeout
         next_evaluation = self.clock()
-        steady = core.steady_state_queries(observation.engine)
-        thresholds_hold, steady_holds = not observation.thresholds, not steady
+        metrics_lost = observation.abort is not None and observation.abort["by"] == "metrics-loss"
+        steady = [] if metrics_lost else core.steady_state_queries(observation.engine)
+        thresholds = [] if metrics_lost else observation.thresholds
+        thresholds_state, steady_holds = "hold", True
         while not self.cancel.is_set():
             now = self.clock()
-            if now >= next_evaluation and (observation.thresholds or steady):
-                if observation.thresholds:
-                    self._evaluate(observation, now)
-                    latest = observation.samples[-len(observation.thresholds):]
-                    thresholds_hold = all(s["value"] is not None and not s["breached"] for s in latest) and all(
-                        state.pending_since is None for state in observation.thresholds)
+            if now >= next_evaluation and (thresholds or steady):
+                if thresholds:
+                    thresholds_state = self._thresholds_state(observation, now)
                 steady_holds = all(self._holds(query, operator, limit) for _, query, operator, limit in steady)
                 next_evaluation = now + self.settings.interval
             ready = len(run.ready_pods())
-            if ready >= desired and thresholds_hold and steady_holds:
+            unchecked = "; thresholds and steady state not checked: metrics were lost" if metrics_lost else ""
+            if ready >= desired and thresholds_state == "hold" and steady_holds:
                 observation.recovered = True
-                self._emit(observation, "recovered", f"{ready}/{desired} target pods ready, every threshold and the "
-                           "steady state hold")
+                self._emit(observation, "recovered", f"{ready}/{desired} target pods ready"
+                           + (unchecked or ", every threshold and the steady state hold"))
                 return
             if now >= deadline:
                 observation.recovered = False
-                self._emit(observation, "not-recovered",
-                           f"{ready}/{desired} target pods ready, thresholds {'hold' if thresholds_hold else 'still breached'}"
-                           f", steady state {'holds' if steady_holds else 'does not hold'}"
+                metrics = unchecked or (f", thresholds {thresholds_state}, steady state "
+                                        f"{'holds' if steady_holds else 'does not hold'}")
+                self._emit(observation, "not-recovered", f"{ready}/{desired} target pods ready{metrics}"
                            f" after --recovery-timeout {self.settings.recovery_timeout:g}s")
                 return
             wake.wait(max(0.0, min(next_evaluation, deadline) - self.clock()))
             wake.clear()
+
+    def _thresholds_state(self, observation: core.Observation, now: float) -> str:
+        """Sample every threshold once during recovery: "hold", "still breached", or "unreadable" (no value)."""
+        self._evaluate(observation, now)
+        latest = observation.samples[-len(observation.thresholds):]
+        if any(s["value"] is None for s in latest):
+            return "unreadable (no sample)"
+        if any(s["breached"] for s in latest) or any(state.pending_since is not None for state in observation.thresholds):
+            return "still breached"
+        return "hold"
 
     # -- preflight -----------------------------------------------------------------------------------------------
 

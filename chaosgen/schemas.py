@@ -186,10 +186,15 @@ def schema_of(kind: str) -> dict[str, Any]:
     return cast("dict[str, Any]", validator(kind).schema)
 
 
+def with_article(noun: str) -> str:
+    """"an ExperimentPlan", "a Topology": how every message names the kind it expected or got."""
+    return f"{'an' if noun[:1] in 'AEIOUaeiou' else 'a'} {noun}"
+
+
 def check_kind(document: Any, expected: str | tuple[str, ...], tool: str, source: str) -> str:
     """Reject a document that is not a chaosgen.dev/v1 object of the expected kind, naming what it is instead."""
     expected_kinds = (expected,) if isinstance(expected, str) else expected
-    wanted = " or ".join(f"an {k}" if k[0] in "AEIOU" else f"a {k}" for k in expected_kinds)
+    wanted = " or ".join(with_article(k) for k in expected_kinds)
     if not isinstance(document, dict):
         raise InputRejected(f"{tool} expects {wanted}, got a JSON {type(document).__name__}", source, "$")
     kind = document.get("kind")
@@ -197,8 +202,7 @@ def check_kind(document: Any, expected: str | tuple[str, ...], tool: str, source
         got = f"apiVersion {document.get('apiVersion')!r}" + (f" kind {kind!r}" if kind else "")
         raise InputRejected(f"{tool} expects {wanted} of apiVersion {API_VERSION}, got {got}", source, "$.apiVersion")
     if kind not in expected_kinds:
-        article = "an" if isinstance(kind, str) and kind[:1] in "AEIOU" else "a"
-        raise InputRejected(f"{tool} expects {wanted}, got {article} {kind}", source, "$.kind")
+        raise InputRejected(f"{tool} expects {wanted}, got {with_article(str(kind))}", source, "$.kind")
     return cast(str, kind)
 
 

@@ -156,3 +156,16 @@ def test_usage_and_missing_files(args, code, tmp_path):
 def test_reader_going_away_is_not_an_error():
     result = run(f"chaos-inventory -f {APPS['sock-shop']} | head -c 10")
     assert result.returncode == 0 and result.stderr.count(b"error") == 0
+
+
+def test_a_topology_given_back_to_f_is_the_wrong_kind():
+    """`chaos-inventory | chaos-inventory -f -` is a mistake to stop at, not an unknown Kubernetes kind to skip."""
+    result = run(f"chaos-inventory -f {SHOP} | chaos-inventory -f -")
+    assert result.returncode == 3 and result.stdout == b""
+    assert result.stderr.decode() == ("chaos-inventory: error: <stdin> at $.kind: chaos-inventory expects Kubernetes "
+                                      "manifests, got a Topology (chaosgen.dev/v1 document)\n")
+
+
+def test_strict_is_only_for_a_live_cluster():
+    result = inventory(f"-f {SHOP} --strict")
+    assert result.returncode == 2 and b"--strict is only for a live cluster" in result.stderr

@@ -199,3 +199,13 @@ def test_selector_and_namespace_flags_narrow_what_is_read(apps: Sandbox) -> None
     assert excluded.returncode == 0, excluded.stderr
     assert {w["namespace"] for w in json.loads(excluded.stdout)["workloads"]} >= {"shop"}
     assert "sock-shop" not in {w["namespace"] for w in json.loads(excluded.stdout)["workloads"]}
+
+
+def test_a_namespace_that_does_not_exist_is_a_warning_or_with_strict_an_error(sandbox: Sandbox) -> None:
+    warned = shell("chaos-inventory -n does-not-exist", sandbox.env())
+    assert warned.returncode == 0, warned.stderr
+    assert warned.stderr == ("chaos-inventory: WARNING: nothing found in namespace does-not-exist (no workload, no "
+                             "Service): does it exist?\n")
+    assert json.loads(warned.stdout)["workloads"] == []
+    assert_environment_failure(shell("chaos-inventory -n does-not-exist --strict", sandbox.env()),
+                               "chaos-inventory: error: nothing found in namespace does-not-exist")

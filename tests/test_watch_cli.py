@@ -3,14 +3,18 @@ checked apart. The cluster-free cases live here; the sandbox ones in test_watch_
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from chaos_watch.cli import Progress
+from chaos_watch.journal import process_identity
 from tests.sandbox import watch_app
 
 
@@ -48,7 +52,7 @@ def unreachable_kubeconfig(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("content, message", [
     ("", "empty input"),
     ("{\"a\": ", "not valid JSON"),
-    ("apiVersion: chaosgen.dev/v1\nkind: ExperimentPlan\n", "expects chaos-litmus output (ChaosEngines), got a ExperimentPlan"),
+    ("apiVersion: chaosgen.dev/v1\nkind: ExperimentPlan\n", "expects chaos-litmus output (ChaosEngines), got an ExperimentPlan"),
     ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "no ChaosEngine in the input"),
     ("- 1\n- 2\n", "expected Kubernetes objects"),
 ])
@@ -125,6 +129,99 @@ def test_cleanup_with_no_unfinished_run(tmp_path: Path) -> None:
 def test_cleanup_against_an_unreachable_cluster_is_exit_4(tmp_path: Path, unreachable_kubeconfig: Path) -> None:
     (tmp_path / "20260101T000000Z-1.jsonl").write_text(json.dumps({"op": "apply", "apiVersion": "litmuschaos.io/v1alpha1",
                                                                   "kind": "ChaosEngine", "namespace": "shop", "name": "x"}) + "\n")
-    completed = sh(f"chaos-watch cleanup --state-dir {tmp_path} --kubeconfig {unreachable_kubeconfig}")
+    completed = sh(f"chaos-watch cleanup --force --state-dir {tmp_path} --kubeconfig {unreachable_kubeconfig}")
     assert completed.returncode == 4 and completed.stdout == ""
-    one_error_line(completed)
+    assert completed.stderr.splitlines()[0].endswith("cannot tell whether its chaos-watch still runs (its journal "
+                                                     "records no process); stopping it anyway (--force)")
+    assert completed.stderr.splitlines()[-1].startswith("chaos-watch: error: ")
+
+
+@pytest.fixture
+def live_process() -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(["sleep", "60"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def write_journal(directory: Path, process: dict) -> Path:
+    path = directory / "20260101T000000Z-1.jsonl"
+    path.write_text(json.dumps({"op": "run", "process": process}) + "\n" + json.dumps({
+        "op": "apply", "apiVersion": "litmuschaos.io/v1alpha1", "kind": "ChaosEngine", "namespace": "shop",
+        "name": "x", "existed": False}) + "\n")
+    return path
+
+
+def test_cleanup_skips_a_run_whose_process_is_alive(tmp_path: Path, unreachable_kubeconfig: Path,
+                                                    live_process: subprocess.Popen[bytes]) -> None:
+    """Another shell's chaos-watch is still running: cleanup leaves it (and the cluster) alone and says so."""
+    write_journal(tmp_path, process_identity(live_process.pid))
+    completed = sh(f"chaos-watch cleanup --state-dir {tmp_path} --kubeconfig {unreachable_kubeconfig}")
+    assert completed.returncode == 0 and completed.stdout == ""
+    assert completed.stderr.splitlines() == [
+        f"chaos-watch: 20260101T000000Z-1.jsonl: skipped: its chaos-watch (pid {live_process.pid}) is still running; "
+        "--force stops it anyway",
+        f"chaos-watch: no unfinished run to clean in {tmp_path}"]
+    assert "cleaned" not in (tmp_path / "20260101T000000Z-1.jsonl").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reused_pid, force", [(True, False), (False, True)], ids=["pid-reused", "force"])
+def test_cleanup_stops_a_dead_run_even_if_its_pid_was_reused_and_a_live_one_with_force(
+        tmp_path: Path, unreachable_kubeconfig: Path, live_process: subprocess.Popen[bytes], reused_pid: bool,
+        force: bool) -> None:
+    """The pid alone would match the live sleep; its start time tells a reused pid apart. Either way cleanup goes
+    to the cluster, here an unreachable one: exit 4."""
+    identity = process_identity(live_process.pid)
+    if reused_pid:
+        identity["start_ticks"] -= 1
+    write_journal(tmp_path, identity)
+    completed = sh(f"chaos-watch cleanup {'--force ' if force else ''}--state-dir {tmp_path} "
+                   f"--kubeconfig {unreachable_kubeconfig}")
+    assert completed.returncode == 4 and completed.stdout == ""
+    *said, error = completed.stderr.splitlines()
+    assert error.startswith("chaos-watch: error: cluster https://127.0.0.1:1 unreachable")
+    assert said == ([f"chaos-watch: 20260101T000000Z-1.jsonl: its chaos-watch (pid {live_process.pid}) is still "
+                     "running; stopping it anyway (--force)"] if force else [])
+
+
+class Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+EVENTS = [
+    {"experiment": "web", "t": 0.0, "type": "apply", "message": "ChaosEngine shop/web"},
+    {"experiment": "web", "t": 1.0, "type": "error", "message": "cluster gone"},
+    {"experiment": "web", "t": 1.5, "type": "pod-lost", "message": "pod web-0"},
+    {"experiment": "web", "t": 2.0, "type": "verdict", "message": "error: cluster gone"},
+    {"experiment": "api", "t": 0.5, "type": "apply", "message": "ChaosEngine shop/api"},
+]
+
+
+def shown(tty: bool) -> str:
+    """What stderr receives for EVENTS, the run then ending."""
+    stream = Stream(tty)
+    progress = Progress(events=False, stream=stream)
+    for entry in EVENTS:
+        progress(entry)
+    progress.close()
+    return stream.getvalue()
+
+
+def test_without_a_terminal_stderr_gets_a_line_per_problem_and_per_finished_experiment() -> None:
+    assert shown(tty=False) == "chaos-watch: web +1.0s error: cluster gone\nchaos-watch: web: error: cluster gone\n"
+
+
+def test_on_a_terminal_the_status_line_is_overwritten_and_the_last_one_ends_with_a_newline() -> None:
+    text = shown(tty=True)
+    assert text.endswith("chaos-watch: api +0.5s apply: ChaosEngine shop/api\n")
+    lines = [line.rsplit("\r\033[K", 1)[-1] for line in text.split("\n")[:-1]]
+    assert lines == ["chaos-watch: web +1.0s error: cluster gone", "chaos-watch: web: error: cluster gone",
+                     "chaos-watch: api +0.5s apply: ChaosEngine shop/api"]

@@ -32,7 +32,7 @@ def test_parse_engine_reads_the_chaosgen_annotations() -> None:
 def test_split_documents_flattens_a_v1_list_and_rejects_chaosgen_documents() -> None:
     items = [watch_app.chaos_experiment(), watch_app.engine("a", "web")]
     assert len(core.split_documents([{"apiVersion": "v1", "kind": "List", "items": items}], "in.json")) == 2
-    with pytest.raises(InputRejected, match="expects chaos-litmus output.*got a ExperimentPlan"):
+    with pytest.raises(InputRejected, match="expects chaos-litmus output.*got an ExperimentPlan"):
         core.split_documents([{"apiVersion": "chaosgen.dev/v1", "kind": "ExperimentPlan"}], "in.json")
     with pytest.raises(InputRejected, match=r"\$\[1\]\.metadata\.name"):
         core.split_documents([items[0], {"apiVersion": "v1", "kind": "Pod", "metadata": {}}], "in.yaml")
@@ -130,8 +130,13 @@ def test_outages_follow_the_ready_count_against_the_desired_replicas() -> None:
     assert core.time_to_recovery(core.outages({"a"}, [core.PodChange(6, "a", False)], 1, 5.0)) is None
 
 
+PASS = {"name": "web-pod-delete-pod-delete", "phase": "Completed", "verdict": "Pass", "probe_success_percentage": 100.0,
+        "failed_step": None, "error_code": None, "probes": []}
+
+
 def observation(**fields: object) -> core.Observation:
-    obs = core.Observation(engine(), thresholds=[core.ThresholdState(t) for t in engine().thresholds])
+    """An experiment whose engine concluded Pass unless fields say otherwise."""
+    obs = core.Observation(engine(), thresholds=[core.ThresholdState(t) for t in engine().thresholds], chaos_result=PASS)
     obs.started_at = 1_000.0
     for key, value in fields.items():
         setattr(obs, key, value)
@@ -151,7 +156,15 @@ def observation(**fields: object) -> core.Observation:
     ({"chaos_ended": True, "recovered": False}, "failed", "did not recover"),
     ({"chaos_ended": True, "recovered": True, "outages": [{"down_at": 0, "up_at": 40, "seconds": 40.0}]}, "failed", "more than the expected 30s"),
     ({"chaos_ended": True, "recovered": True, "outages": [{"down_at": 0, "up_at": 2, "seconds": 2.0}]}, "passed", "recovered in 2s"),
-    ({}, "error", "did not finish"),
+    ({"chaos_result": None}, "error", "did not finish"),
+    # The engine's own result must agree before anything passes: a run cut short or never concluded is not a pass.
+    ({"chaos_ended": True, "recovered": True, "chaos_result": {**PASS, "phase": "Stopped", "verdict": "Stopped"}},
+     "error", "the engine's own result says Stopped, not Pass"),
+    ({"chaos_ended": True, "recovered": True, "chaos_result": {**PASS, "phase": "Running", "verdict": "Awaited"}},
+     "error", "the engine's own result says Awaited, not Pass"),
+    ({"chaos_ended": True, "recovered": True, "chaos_result": None}, "error", "the engine wrote no result"),
+    ({"chaos_ended": True, "recovered": True, "abort": {"by": "external", "reason": "the engine was stopped by kubectl-patch, "
+                                                        "not by chaos-watch"}}, "aborted", "stopped by kubectl-patch"),
 ])
 def test_verdicts(fields: dict, verdict: str, reason: str) -> None:
     decided, why = core.decide(observation(**fields))
@@ -162,8 +175,19 @@ def test_a_fault_that_never_ran_reports_no_recovery_time() -> None:
     not_injected = {"verdict": "Fail", "failed_step": "needs a container runtime", "error_code": "CONTAINER_RUNTIME_ERROR"}
     result = core.experiment_result(observation(chaos_ended=True, recovered=True, chaos_result=not_injected), core.iso_utc)
     assert result["verdict"] == "error" and result["time_to_recovery_seconds"] is None
+    assert result["injected"] is False
     ran = core.experiment_result(observation(chaos_ended=True, recovered=True), core.iso_utc)
-    assert ran["verdict"] == "passed" and ran["time_to_recovery_seconds"] == 0.0
+    assert ran["verdict"] == "passed" and ran["time_to_recovery_seconds"] == 0.0 and ran["injected"] is True
+    never = core.experiment_result(observation(skipped_reason="preflight target failed", started_at=None), core.iso_utc)
+    assert never["injected"] is None
+
+
+def test_a_target_that_did_not_recover_has_no_time_to_recovery() -> None:
+    """Its pods came back in 0.11s, but the thresholds never held again: 0.11s is not its recovery."""
+    brief = [{"down_at": 1.0, "up_at": 1.11, "seconds": 0.11}]
+    result = core.experiment_result(observation(chaos_ended=True, recovered=False, outages=brief), core.iso_utc)
+    assert result["recovered"] is False and result["time_to_recovery_seconds"] is None
+    assert result["outages"] == brief
 
 
 def test_run_result_is_valid_and_exit_codes_follow_the_verdicts() -> None:

@@ -157,7 +157,62 @@ def test_prometheus_killed_mid_run_aborts(world: World) -> None:
     result = json.loads(stdout)["experiments"][0]
     assert result["aborted_by"] == "metrics-loss" and result["abort"]["confirmed"] is True
     assert "unreachable" in result["reason"]
+    # Issue 14.4: recovery from the pods alone, without waiting for metrics that cannot come.
+    recovered = [e["message"] for e in result["events"] if e["type"] in ("recovered", "not-recovered")]
+    assert result["recovered"] is True and recovered[0].endswith("thresholds and steady state not checked: metrics were lost")
+    assert result["time_to_recovery_seconds"] is not None
     world.wait_ready()
+
+
+def test_an_engine_stopped_from_outside_is_aborted_naming_kubectl(world: World) -> None:
+    """Issue 14.1: someone patches engineState stop from another shell; the run must not pass."""
+    name = "web-outside-stop"
+    path = world.write_input(name, watch_app.engine(name, "web", NAMESPACE, duration=60, interval=20, percent=34))
+    process = subprocess.Popen(["bash", "-o", "pipefail", "-c", world.command(path)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    world.wait_engine(name, "initialized")
+    time.sleep(2)
+    world.sandbox.run_kubectl("patch", "chaosengine", name, "-n", NAMESPACE, "--type", "merge",
+                              "-p", '{"spec":{"engineState":"stop"}}')
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 5, stderr
+    result = json.loads(stdout)["experiments"][0]
+    assert result["verdict"] == "aborted" and result["aborted_by"] == "external"
+    assert result["abort"]["manager"] == "kubectl-patch"
+    assert result["chaos_result"]["verdict"] == "Stopped"
+    assert f"chaos-watch: {name}: aborted: the engine was stopped by kubectl-patch, not by chaos-watch" in stderr.splitlines()
+    world.wait_ready()
+
+
+def test_cleanup_from_another_shell_leaves_a_live_run_alone(world: World) -> None:
+    """Issue 14.2: `chaos-watch cleanup` while a run is going skips it, and the run ends on its own terms."""
+    name = "web-live-cleanup"
+    state = world.tmp / "live-state"
+    path = world.write_input(name, watch_app.engine(name, "web", NAMESPACE, duration=8, interval=4, percent=34))
+    command = world.command(path).replace(str(world.tmp / "state"), str(state))
+    process = subprocess.Popen(["bash", "-o", "pipefail", "-c", command], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    world.wait_engine(name, "initialized")
+    cleanup = world.run(f"chaos-watch cleanup --state-dir {state} --kubeconfig {world.sandbox.admin_kubeconfig}")
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert "is still running; --force stops it anyway" in cleanup.stderr
+    assert world.engine(name)["status"]["engineStatus"] == "initialized"
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert json.loads(stdout)["experiments"][0]["verdict"] == "passed"
+    world.wait_ready()
+
+
+def test_an_unreachable_prometheus_says_why_on_stderr_without_a_terminal(world: World) -> None:
+    """Issue 14.3: exit 4, and the reason on stderr (not only inside the JSON), stderr being a pipe."""
+    name = "web-no-prometheus"
+    path = world.write_input(name, watch_app.engine(name, "web", NAMESPACE))
+    completed = world.run(world.command(path, "-v", prometheus_url="http://127.0.0.1:1"))
+    assert completed.returncode == 4
+    assert result_of(completed)["experiments"][0]["verdict"] == "error"
+    lines = [line for line in completed.stderr.splitlines() if line.startswith(f"chaos-watch: {name}: ")]
+    assert len(lines) == 1 and lines[0].startswith(f"chaos-watch: {name}: error: preflight prometheus failed: "), completed.stderr
+    assert "\r" not in completed.stderr and "\033" not in completed.stderr
 
 
 def test_apiserver_restart_mid_run_does_not_crash_chaos_watch(world: World) -> None:

@@ -12,17 +12,20 @@ from typing import Any
 
 import pytest
 
-from chaosgen.policy import DEFAULT_POLICY
-from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
 from chaos_watch import core
 from chaos_watch.leftovers import stop_leftovers
 from chaos_watch.litmus import LITMUS_CRDS, LitmusBackend
 from chaos_watch.runner import Runner, Settings
+from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
+from chaosgen.policy import DEFAULT_POLICY
+from chaosgen.schemas import validate
 from tests.sandbox import watch_app
+from tests.sandbox.litmus_runner import result_status
 
 
 class FakeCluster:
-    """Objects in a dict; a ChaosEngine completes `chaos_seconds` after it is applied unless stopped first."""
+    """Objects in a dict; a ChaosEngine completes `chaos_seconds` after it is applied unless stopped first, and
+    writes its ChaosResult (verdict Pass, or Stopped) as Litmus does."""
 
     def __init__(self, chaos_seconds: float = 0.6, honour_stop: bool = True) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -61,7 +64,25 @@ class FakeCluster:
 
     def _finish(self, key: tuple[str, str, str]) -> None:
         if ((self.objects.get(key) or {}).get("status") or {}).get("engineStatus") == "initialized":
+            self._result(key, "Completed", "Pass")
             self._status(key, "completed")
+
+    def _result(self, key: tuple[str, str, str], phase: str, verdict: str) -> None:
+        name = f"{key[2]}-pod-delete"
+        self._set(("ChaosResult", key[1], name), {"metadata": {"name": name, "namespace": key[1]},
+                                                 "status": result_status(phase, verdict, [])})
+
+    def stop_from_outside(self, key: tuple[str, str, str], manager: str) -> None:
+        """What `kubectl patch chaosengine ... engineState: stop` does: the field changes owner, Litmus stops."""
+        engine = self.objects[key]
+        owner = {"manager": manager, "operation": "Update", "time": "2099-01-01T00:00:00Z",
+                 "fieldsV1": {"f:spec": {"f:engineState": {}}}}
+        applied = {"manager": "chaosgen", "operation": "Apply", "time": "2026-01-01T00:00:00Z",
+                   "fieldsV1": {"f:spec": {"f:appinfo": {}}}}
+        self.objects[key] = {**engine, "metadata": {**engine["metadata"], "managedFields": [applied, owner]},
+                             "spec": {**engine["spec"], "engineState": "stop"}}
+        self._result(key, "Stopped", "Stopped")
+        self._status(key, "stopped")
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> None:
         self.objects.pop((kind, namespace or "", name), None)
@@ -71,6 +92,7 @@ class FakeCluster:
         key = ("ChaosEngine", namespace, name)
         self.objects[key] = {**self.objects[key], "spec": {**self.objects[key]["spec"], "engineState": "stop"}}
         if self.honour_stop:
+            self._result(key, "Stopped", "Stopped")
             self._status(key, "stopped")
 
     def _status(self, key: tuple[str, str, str], status: str) -> None:
@@ -125,7 +147,7 @@ class ListJournal:
 def run(cluster: FakeCluster, metrics: ScriptedMetrics, journal: ListJournal | None = None, **settings: Any) -> core.Observation:
     engine = core.parse_engines([watch_app.engine("web-pod-delete", "web")], "test")[0]
     runner = Runner(cluster, LitmusBackend(cluster), metrics, journal or ListJournal(), dict(DEFAULT_POLICY),
-                    Settings(interval=0.05, recovery_timeout=2, stop_timeout=2, **settings), emit=lambda e: None)
+                    Settings(**{"interval": 0.05, "recovery_timeout": 2, "stop_timeout": 2, **settings}), emit=lambda e: None)
     return runner.run([engine], [])[0]
 
 
@@ -256,6 +278,12 @@ class ScriptedRun:
     def ended(self) -> bool:
         return self.state != "injecting"
 
+    def stopped(self) -> bool:
+        return self.state == "halted"
+
+    def stopped_by(self) -> str | None:
+        return None
+
     def ready_pods(self) -> set[str]:
         return {"web-0", "web-1", "web-2"}
 
@@ -346,3 +374,65 @@ def test_a_query_prometheus_rejects_skips_the_experiment_instead_of_blaming_the_
     verdict, reason = core.decide(observation)
     assert verdict == "skipped" and reason.startswith("preflight threshold-web-error-rate failed: Prometheus http://fake "
                                                       "rejected the query")
+
+
+def test_an_engine_stopped_from_outside_is_aborted_naming_who_stopped_it() -> None:
+    """Someone runs `kubectl patch chaosengine ... engineState: stop` mid-run: chaos-watch did not ask, the run
+    was cut short, so it is aborted (exit 5) by the manager the ChaosEngine's managedFields name, never passed."""
+    cluster = FakeCluster(chaos_seconds=5)
+    key = ("ChaosEngine", "shop", "web-pod-delete")
+    threading.Timer(0.4, cluster.stop_from_outside, args=(key, "kubectl-patch")).start()
+    observation = run(cluster, ScriptedMetrics(0.0))
+    assert core.decide(observation) == ("aborted", "the engine was stopped by kubectl-patch, not by chaos-watch")
+    assert observation.abort["by"] == "external" and observation.abort["manager"] == "kubectl-patch"
+    assert cluster.stops == [], "chaos-watch did not stop it itself"
+    result = core.experiment_result(observation, core.iso_utc)
+    assert result["aborted_by"] == "external" and result["chaos_result"]["verdict"] == "Stopped"
+    document = core.run_result([result], "test", {"type": "stdin"}, None, False)
+    validate(document, "RunResult", "test")
+    assert core.exit_code(document) == 5
+
+
+def test_a_result_that_says_stopped_is_aborted_even_when_the_engine_says_completed() -> None:
+    cluster = FakeCluster(chaos_seconds=0.3)
+    cluster._result = lambda key, phase, verdict: FakeCluster._result(cluster, key, "Stopped", "Stopped")  # type: ignore[method-assign]
+    observation = run(cluster, ScriptedMetrics(0.0))
+    assert core.decide(observation) == ("aborted", "the engine was stopped from outside, not by chaos-watch")
+    assert observation.abort["manager"] is None
+
+
+def test_after_a_metrics_loss_abort_recovery_is_read_from_the_pods_alone_without_waiting() -> None:
+    """No Prometheus sample can be read, so waiting for the thresholds to hold again would only run into
+    --recovery-timeout and blame "thresholds still breached"; the pods say the target is back."""
+    cluster = FakeCluster(chaos_seconds=30)
+    started = time.monotonic()
+    observation = run(cluster, ScriptedMetrics(0.0, None), recovery_timeout=30)
+    assert observation.abort["by"] == "metrics-loss"
+    assert time.monotonic() - started < 10, "recovery did not wait for metrics that cannot come"
+    assert observation.recovered is True
+    recovered = [e["message"] for e in observation.events if e["type"] == "recovered"]
+    assert recovered == ["3/3 target pods ready; thresholds and steady state not checked: metrics were lost"]
+    result = core.experiment_result(observation, core.iso_utc)
+    assert result["verdict"] == "aborted" and result["time_to_recovery_seconds"] == 0.0
+
+
+def test_unreadable_thresholds_during_recovery_are_not_called_breached() -> None:
+    """--on-metrics-loss continue: Prometheus goes away and never answers again during recovery."""
+    cluster = FakeCluster(chaos_seconds=0.3)
+    observation = run(cluster, ScriptedMetrics(0.0, None), on_metrics_loss="continue", recovery_timeout=0.5)
+    assert observation.recovered is False
+    message = [e["message"] for e in observation.events if e["type"] == "not-recovered"][0]
+    assert "thresholds unreadable (no sample)" in message and "still breached" not in message
+    assert core.experiment_result(observation, core.iso_utc)["time_to_recovery_seconds"] is None
+
+
+def test_every_finished_experiment_emits_one_verdict_line() -> None:
+    cluster = FakeCluster()
+    cluster.objects[("Deployment", "shop", "web")]["status"]["readyReplicas"] = 2
+    emitted: list[dict[str, Any]] = []
+    engine = core.parse_engines([watch_app.engine("web-pod-delete", "web")], "test")[0]
+    Runner(cluster, LitmusBackend(cluster), ScriptedMetrics(0.0), ListJournal(), dict(DEFAULT_POLICY), Settings(),
+           emit=emitted.append).run([engine], [])
+    verdicts = [e for e in emitted if e["type"] == "verdict"]
+    assert [e["message"] for e in verdicts] == ["skipped: preflight target failed: Deployment shop/web has 2/3 ready "
+                                                "replicas (steady state does not hold)"]
