@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from gen_manifest import generate  # noqa: E402
+
 from tests.sandbox import prometheus as prom  # noqa: E402
 from tests.sandbox.mesh_history import Call, openmetrics  # noqa: E402
 

@@ -8,14 +8,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from chaos_inventory.fields import scalar_text
-from chaos_inventory.telemetry import (
-    EDGE_FAMILIES,
-    IDLE_CONFIDENCE,
-    OBSERVED_CONFIDENCE,
-    Observation,
-    idle_evidence,
-    traffic_evidence,
-)
 from chaos_inventory.model import DATA_TIERS, Container, Inputs, Service, Workload
 from chaos_inventory.references import (
     HOST_TAKING_WORDS,
@@ -26,6 +18,14 @@ from chaos_inventory.references import (
     hosts_in_value,
     is_local,
     normalise_key,
+)
+from chaos_inventory.telemetry import (
+    EDGE_FAMILIES,
+    IDLE_CONFIDENCE,
+    OBSERVED_CONFIDENCE,
+    Observation,
+    idle_evidence,
+    traffic_evidence,
 )
 from chaosgen.secrets import is_secret_name
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from chaos_inventory.fields import scalar_text
 from chaos_inventory.model import DATA_TIERS, Container, Service, Workload
-from chaos_inventory.telemetry import FAMILIES
 from chaos_inventory.risks import container_resources, criticality, workload_risks
+from chaos_inventory.telemetry import FAMILIES
 
 
 def workload_record(workload: Workload, transitive: int, direct: int,

@@ -179,7 +179,7 @@ def service_name(workload: Workload) -> str:
     (literal env values only, the SDKs' order), the app.kubernetes.io/name label, else the workload's name.
     The values stay inside chaos-inventory: they are matched, never written out."""
     for container in workload.app_containers:
-        values = {item["name"]: item["value"] for item in container.env if isinstance(item.get("value"), str)}
+        values: dict[str, str] = {item["name"]: item["value"] for item in container.env if isinstance(item.get("value"), str)}
         name = values.get("OTEL_SERVICE_NAME", "").strip()
         if name and "$(" not in name:
             return name

@@ -19,12 +19,12 @@ from typing import Any
 
 import promql_parser
 
-from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
 from chaos_watch import core
 from chaos_watch.cluster import Cluster
 from chaos_watch.engine import Check, EngineBackend
 from chaos_watch.metrics import MetricsReader, number
 from chaos_watch.target import readiness_check
+from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
 
 # Checks of ours whose failure is the environment's fault, beside the backend's environment_checks.
 ENVIRONMENT_CHECKS = frozenset({"prometheus"})
@@ -90,16 +90,16 @@ def _inert_thresholds(engine: core.Engine, metrics: MetricsReader, allowed: bool
     """One check per abort threshold: each of its selectors matches a series now. A query that does not parse or
     that Prometheus rejects is left to the value check, which skips the experiment with the reason."""
     found: list[Check] = []
+    now = time.time()
+
+    def present(selector: str) -> bool:
+        return bool(metrics.series([selector], start=now - LOOKBACK_SECONDS, end=now))
+
     for threshold in engine.thresholds:
         try:
             selectors = vector_selectors(threshold.query)
         except ValueError:
             continue
-        now = time.time()
-
-        def present(selector: str) -> bool:
-            return bool(metrics.series([selector], start=now - LOOKBACK_SECONDS, end=now))
-
         try:
             missing = next((of[-1] for of in selectors.values() if not any(present(s) for s in reversed(of))), None)
         except PrometheusQueryRejected:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_inventory_core import deployment, env, service
 
 from tests.sandbox import prometheus as prom
 from tests.sandbox.mesh_history import Call, openmetrics
-from test_inventory_core import deployment, env, service
 
 pytestmark = pytest.mark.skipif(not (shutil.which("promtool") or Path("/usr/bin/promtool").exists()),
                                 reason="needs Debian's prometheus package (tests/install-deps.sh)")

@@ -4,11 +4,11 @@ queries planned per family, reporter duplicates, noise, service-name mapping, ad
 from __future__ import annotations
 
 import pytest
+from test_inventory_core import SOURCE, deployment, env, service
 
 from chaos_inventory import core, telemetry
 from chaos_inventory.render import to_dot, to_mermaid
 from chaosgen.boundary import validated_output
-from test_inventory_core import SOURCE, config_map, deployment, env, service
 
 WINDOW = "1h"
 APP = [

@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 import pytest
+from test_watch_runner import FakeCluster, ScriptedMetrics, run
 
 from chaos_suggest import promql
 from chaos_watch import core
 from chaos_watch.preflight import vector_selectors
-from test_watch_runner import FakeCluster, ScriptedMetrics, run
 
 ISTIO_ERROR_RATE = ('sum(rate(istio_requests_total{reporter="source",destination_workload="web",response_code=~"5.."}[1m]))'
                     ' / clamp_min(sum(rate(istio_requests_total{reporter="source",destination_workload="web"}[1m])), 1e-9)')
