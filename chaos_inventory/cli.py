@@ -7,11 +7,12 @@ import re
 
 import click
 
-from chaos_inventory import core, render
+from chaos_inventory import core, render, telemetry
 from chaos_inventory.manifests import load_manifests
 from chaosgen.boundary import stage_options, validated_output, write_stdout
 from chaosgen.documents import dump_json
 from chaosgen.errors import EnvironmentFailure, UsageError
+from chaosgen.prometheus import PrometheusClient
 
 TOOL = "chaos-inventory"
 FORMATS = {"json": dump_json, "dot": render.to_dot, "mermaid": render.to_mermaid}
@@ -23,6 +24,21 @@ def _namespace(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if not _NAMESPACE.match(value) or len(value) > 63:
         raise click.BadParameter(f"{value!r} is not a valid namespace name")
     return value
+
+
+def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not telemetry.DURATION.match(value):
+        raise click.BadParameter(f"{value!r} is not a Prometheus duration such as 30m, 1h or 1d")
+    return value
+
+
+def read_telemetry(client: PrometheusClient, window: str) -> telemetry.Readings:
+    """The families Prometheus has (one metric-name look-up) and the answers of telemetry.plan's queries."""
+    metrics = telemetry.detected(client.label_values("__name__"))
+    queries = telemetry.plan(metrics, window)
+    answers = {q.id: [{"labels": s.labels, "value": s.value} for s in client.instant(q.promql)] for q in queries}
+    log.info("telemetry: %s from %d queries", ", ".join(metrics) or "no known family", len(queries) + 1)
+    return telemetry.Readings(window, metrics, queries, answers)
 
 
 def _namespaces(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -49,12 +65,17 @@ Examples:
 @click.option("--context", help="Live: kubeconfig context [default: the current one].")
 @click.option("--format", "output_format", type=click.Choice(sorted(FORMATS)), default="json", show_default=True,
               help="json: the Topology document; dot or mermaid: its dependency graph.")
+@click.option("--prometheus-url", envvar="PROMETHEUS_URL",
+              help="Also read who calls whom from the traffic metrics in this Prometheus (Istio, Linkerd, "
+                   "OpenTelemetry service graph, the app convention) [env PROMETHEUS_URL].")
+@click.option("--telemetry-window", default="1h", show_default=True, callback=_window,
+              help="With --prometheus-url: the traffic of this long before now counts.")
 @click.option("--strict", is_flag=True,
               help="Live: a namespace given with -n in which nothing is found is an error (exit 4), not a warning.")
 @stage_options(TOOL)
 def main(filenames: tuple[str, ...], namespaces: tuple[str, ...], all_namespaces: bool,
          exclude_namespaces: tuple[str, ...], selector: str | None, kubeconfig: str | None, context: str | None,
-         output_format: str, strict: bool) -> None:
+         output_format: str, prometheus_url: str | None, telemetry_window: str, strict: bool) -> None:
     """Find the workloads, Services and dependencies of an application in its manifests or a live cluster;
     print a Topology."""
     notes: list[str] = []
@@ -67,9 +88,17 @@ def main(filenames: tuple[str, ...], namespaces: tuple[str, ...], all_namespaces
             raise UsageError(f"{live_only[0]} is only for a live cluster (without -f)")
         if len(namespaces) > 1:
             raise UsageError("-n names one default namespace with -f; several are only for a live cluster")
+    elif all_namespaces and namespaces:
+        raise UsageError("-A and -n exclude each other")
+    readings = None
+    if prometheus_url:
+        # One look-up, a handful of aggregate queries over the window: worth a longer timeout than chaos-watch's.
+        readings = read_telemetry(PrometheusClient(prometheus_url, timeout=30.0, attempts=3), telemetry_window)
+    if filenames:
         manifests = load_manifests(filenames, namespaces[0] if namespaces else "default")
         try:
-            topology = core.build_topology(manifests.objects, {"type": "files", "files": list(filenames)})
+            topology = core.build_topology(manifests.objects, {"type": "files", "files": list(filenames)},
+                                           readings=readings)
         except core.MalformedObject as e:
             if e.index is None:  # build_topology sets it on every MalformedObject it lets out: a bug
                 raise
@@ -79,12 +108,10 @@ def main(filenames: tuple[str, ...], namespaces: tuple[str, ...], all_namespaces
             topology["metadata"]["warnings"] = warnings
         notes = manifests.notes
     else:
-        if all_namespaces and namespaces:
-            raise UsageError("-A and -n exclude each other")
         from chaos_inventory import cluster  # the kubernetes package is only loaded for live reads
 
         scope = cluster.Scope(namespaces, exclude_namespaces, selector)
-        topology = cluster.inventory(cluster.KubeconfigReader(kubeconfig, context), scope)
+        topology = cluster.inventory(cluster.KubeconfigReader(kubeconfig, context), scope, readings)
         empty = empty_namespaces(topology, namespaces)
         if empty and strict:
             raise EnvironmentFailure("; ".join(empty))

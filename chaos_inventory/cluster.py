@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from chaos_inventory import core
+from chaos_inventory import core, telemetry
 from chaosgen import kube
 from chaosgen.errors import ClusterForbidden, ClusterNotFound, InputRejected
 
@@ -113,7 +113,7 @@ def read_cluster(reader: ClusterReader, scope: Scope) -> ClusterObjects:
     return found
 
 
-def inventory(reader: ClusterReader, scope: Scope) -> dict:
+def inventory(reader: ClusterReader, scope: Scope, readings: telemetry.Readings | None = None) -> dict:
     """The Topology of what reader lists in scope, with runtime facts and metadata.partial; called by the CLI."""
     found = read_cluster(reader, scope)
     order = {kind.name: index for index, kind in enumerate(KINDS)}
@@ -122,7 +122,7 @@ def inventory(reader: ClusterReader, scope: Scope) -> dict:
     if scope.namespaces:
         source["namespaces"] = sorted(scope.namespaces)
     try:
-        topology = core.build_topology(found.objects, source, found.runtime)
+        topology = core.build_topology(found.objects, source, found.runtime, readings)
     except core.MalformedObject as e:
         obj = found.objects[e.index]
         where = f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']} in the cluster"

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaos_inventory.dependencies import dependency_edges, edge_records, external_hosts
+from chaos_inventory import telemetry
+from chaos_inventory.dependencies import dependency_edges, edge_records, external_hosts, merge_observed
 from chaos_inventory.fields import MalformedObject
 from chaos_inventory.model import KNOWN_KINDS, Inputs, Service, Workload, read_objects
 from chaos_inventory.records import service_record, workload_record
@@ -37,8 +38,10 @@ __all__ = ["GENERATOR", "KNOWN_KINDS", "MalformedObject", "build_topology", "sel
 GENERATOR = f"chaos-inventory {__version__}"
 
 
-def build_topology(objects: list[dict], source: dict, runtime: dict | None = None) -> dict:
-    """The Topology of objects (Kubernetes objects as plain dicts, namespaces already set); called by the CLI."""
+def build_topology(objects: list[dict], source: dict, runtime: dict | None = None,
+                   readings: telemetry.Readings | None = None) -> dict:
+    """The Topology of objects (Kubernetes objects as plain dicts, namespaces already set); called by the CLI.
+    With readings (Prometheus answers, --prometheus-url), traffic adds, confirms and demotes dependencies."""
     inputs = read_objects(objects)
     workloads = sorted(inputs.workloads.values(), key=lambda w: w.id)
     services = sorted(inputs.services.values(), key=lambda s: s.id)
@@ -46,13 +49,17 @@ def build_topology(objects: list[dict], source: dict, runtime: dict | None = Non
     _select(by_label, services, inputs.exposed)
     _protect(by_label, workloads, inputs)
     edges = dependency_edges(workloads, inputs)
+    observation = telemetry.observe(readings, workloads) if readings is not None else None
+    if observation is not None:
+        added, idle = merge_observed(edges, observation, inputs.workloads)
     assign_tiers(workloads, edges)
     dependencies = edge_records(edges, inputs.workloads)
     if runtime:
         apply_runtime(runtime, workloads, services)
     callers = transitive_callers(workloads, dependencies)
     direct = direct_callers(dependencies)
-    workload_records = [workload_record(w, callers.get(w.id, 0), direct.get(w.id, 0)) for w in workloads]
+    coverage = observation.coverage if observation is not None else None
+    workload_records = [workload_record(w, callers.get(w.id, 0), direct.get(w.id, 0), coverage) for w in workloads]
     external = external_hosts(dependencies)
     metadata: dict[str, Any] = {"generator": GENERATOR, "source": source}
     if inputs.duplicates:
@@ -60,7 +67,7 @@ def build_topology(objects: list[dict], source: dict, runtime: dict | None = Non
         more = f" and {len(listed) - 5} more" if len(listed) > 5 else ""
         metadata["warnings"] = [f"{len(listed)} workloads are defined more than once, the last definition is used: "
                                 f"{', '.join(listed[:5])}{more}"]
-    return {
+    topology: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": "Topology",
         "metadata": metadata,
@@ -76,6 +83,9 @@ def build_topology(objects: list[dict], source: dict, runtime: dict | None = Non
             "risks": sum(len(w["risks"]) for w in workload_records),
         },
     }
+    if observation is not None:
+        topology["telemetry"] = telemetry.summary(observation, added, idle)
+    return topology
 
 
 def selector_matches(selector: dict, labels: dict[str, str]) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chaos_inventory.fields import scalar_text
 from chaos_inventory.model import DATA_TIERS, Container, Inputs, Service, Workload
@@ -18,6 +18,14 @@ from chaos_inventory.references import (
     hosts_in_value,
     is_local,
     normalise_key,
+)
+from chaos_inventory.telemetry import (
+    EDGE_FAMILIES,
+    IDLE_CONFIDENCE,
+    OBSERVED_CONFIDENCE,
+    Observation,
+    idle_evidence,
+    traffic_evidence,
 )
 from chaosgen.secrets import is_secret_name
 
@@ -46,6 +54,7 @@ class Edge:
     evidence: set[str]
     confidence: float
     hard_scheme: bool
+    observed: list[dict] = field(default_factory=list)  # telemetry evidence records, in family order
 
 
 def dependency_edges(workloads: list[Workload], inputs: Inputs) -> dict[tuple, Edge]:
@@ -188,6 +197,46 @@ def _add_edges(
                 edge.port = port
 
 
+def merge_observed(edges: dict[tuple, Edge], observation: Observation, workloads: dict[str, Workload]) -> tuple[int, int]:
+    """Telemetry into the configured graph; returns (edges added, edges demoted). Called by core.build_topology.
+
+    A configured edge with traffic gets its evidence and high confidence; traffic no configuration shows (code,
+    service discovery) becomes an edge; a configured edge without traffic, while one family covers both ends,
+    falls below 0.5."""
+    configured: dict[tuple[str, str], list[Edge]] = {}
+    for edge in edges.values():
+        if edge.target is not None:
+            configured.setdefault((edge.source.id, edge.target.id), []).append(edge)
+    added = 0
+    for (source_id, target_id), traffic in observation.edges.items():
+        evidence = [traffic_evidence(t, observation.window) for t in traffic]
+        hard = any(t.hard and t.errors is not None for t in traffic)
+        matches = configured.get((source_id, target_id))
+        if matches is None:
+            target = workloads[target_id]
+            via = min(target.services, key=lambda s: s.id, default=None)
+            port = via.ports[0]["port"] if via is not None and len(via.ports) == 1 else None
+            matches = [Edge(workloads[source_id], target_id, target, via, port, set(), OBSERVED_CONFIDENCE, hard)]
+            edges[(source_id, target_id, via.id if via else None, False)] = matches[0]
+            added += 1
+        for edge in matches:
+            edge.observed = evidence
+            edge.confidence = max(edge.confidence, OBSERVED_CONFIDENCE)
+    idle = 0
+    for (source_id, target_id), matches in configured.items():
+        if (source_id, target_id) in observation.edges:
+            continue
+        both = observation.coverage.get(source_id, set()) & observation.coverage.get(target_id, set())
+        family = next((f for f in EDGE_FAMILIES if f in both), None)
+        if family is None:
+            continue
+        for edge in matches:
+            edge.observed = [idle_evidence(family, observation.metrics, observation.window)]
+            edge.confidence = min(edge.confidence, IDLE_CONFIDENCE)
+        idle += 1
+    return added, idle
+
+
 def edge_records(edges: dict[tuple, Edge], workloads: dict[str, Workload]) -> list[dict]:
     records = []
     for edge in edges.values():
@@ -197,7 +246,7 @@ def edge_records(edges: dict[tuple, Edge], workloads: dict[str, Workload]) -> li
             "external": edge.target is None,
             "via": edge.via.id if edge.via else None,
             "port": edge.port,
-            "evidence": sorted(edge.evidence),
+            "evidence": [*sorted(edge.evidence), *edge.observed],
             "confidence": edge.confidence,
             "hard": edge.hard_scheme or (edge.target is not None and edge.target.tier in DATA_TIERS),
         })

@@ -7,9 +7,12 @@ from typing import Any
 from chaos_inventory.fields import scalar_text
 from chaos_inventory.model import DATA_TIERS, Container, Service, Workload
 from chaos_inventory.risks import container_resources, criticality, workload_risks
+from chaos_inventory.telemetry import FAMILIES
 
 
-def workload_record(workload: Workload, transitive: int, direct: int) -> dict:
+def workload_record(workload: Workload, transitive: int, direct: int,
+                    coverage: dict[str, set[str]] | None = None) -> dict:
+    """coverage: the metric families that saw each workload (with --prometheus-url), recorded as `telemetry`."""
     persistent = workload.claim_templates or any("persistentVolumeClaim" in v for v in workload.volumes)
     stateful = workload.kind == "StatefulSet" or persistent or workload.tier in DATA_TIERS
     record: dict[str, Any] = {
@@ -36,6 +39,9 @@ def workload_record(workload: Workload, transitive: int, direct: int) -> dict:
     }
     if workload.runtime is not None:
         record["runtime"] = workload.runtime
+    if coverage is not None:
+        families = coverage.get(workload.id, set())
+        record["telemetry"] = [family for family in FAMILIES if family in families]
     return record
 
 

@@ -79,6 +79,9 @@ Examples:
 @click.option("--dry-run", is_flag=True, help="Preflight and server-side dry-run apply only; no chaos.")
 @click.option("--parallel", type=click.IntRange(1, 64), default=1, show_default=True, help="Experiments run at once.")
 @click.option("--events", is_flag=True, help="Progress as JSON Lines on stderr.")
+@click.option("--allow-inert-thresholds", is_flag=True,
+              help="Run experiments whose abort thresholds read metrics with no series (they can never fire); "
+                   "a warning per threshold. Without it such an experiment is an error.")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), help="Safety policy file (YAML/JSON).")
 @cluster_options
 @boundary_options
@@ -99,7 +102,7 @@ def main(ctx: click.Context, debug: bool, verbose: int, **options: Any) -> None:
 
 def watch(filename: str, prometheus_url: str | None, interval: float, timeout: float | None,
           recovery_timeout: float, on_metrics_loss: str, dry_run: bool, parallel: int, events: bool,
-          policy_path: str | None, kubeconfig: str | None, context: str | None, state_dir: Path | None) -> int:
+          allow_inert_thresholds: bool, policy_path: str | None, kubeconfig: str | None, context: str | None, state_dir: Path | None) -> int:
     """The run: read and check the input, run the engines, write the RunResult, return the exit code."""
     source = display_name(filename)
     objects = core.split_documents(parse_documents(read_bytes(filename), source), source)
@@ -115,7 +118,8 @@ def watch(filename: str, prometheus_url: str | None, interval: float, timeout: f
     cluster.connect()
     journal = NoJournal() if dry_run else FileJournal(state_dir or default_state_dir(), _run_id())
     settings = Settings(interval=interval, timeout=timeout, recovery_timeout=recovery_timeout,
-                        on_metrics_loss=on_metrics_loss, dry_run=dry_run, parallel=parallel)
+                        on_metrics_loss=on_metrics_loss, dry_run=dry_run, parallel=parallel,
+                        allow_inert_thresholds=allow_inert_thresholds)
     # A short timeout and one retry: during chaos a slow answer is as bad as none, but one dropped request is not
     # yet a lost Prometheus.
     metrics = PrometheusClient(prometheus_url, timeout=2.0, attempts=2, connections=parallel) if prometheus_url else None

@@ -6,6 +6,7 @@ scripted readers. The preflight and the runner both sample through sample() so t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
@@ -17,6 +18,10 @@ METRICS_ERRORS = (PrometheusUnreachable, PrometheusQueryRejected)
 class MetricsReader(Protocol):
     def query(self, promql: str) -> list[float]:
         """The value of every series the instant query returns (NaN kept as NaN); one of METRICS_ERRORS if none."""
+        ...
+
+    def series(self, matchers: Sequence[str], start: float | None = None, end: float | None = None) -> list[dict[str, str]]:
+        """The label sets of the series matching any selector between start and end (the preflight's inert check)."""
         ...
 
 

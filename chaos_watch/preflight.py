@@ -1,38 +1,123 @@
 """Every check before chaos: the safety policy again, the engine's own checks, the target's steady state, and each
 abort threshold and Prometheus steady-state condition. The runner calls checks() per experiment and skips (or, for
 an environment check, errors) an experiment whose checks do not all pass.
+
+An abort threshold whose metric the cluster does not have can never fire: `... or vector(0)` turns the missing
+series into a steady 0, so the value check alone would pass it. The inert check looks up every vector selector of
+every threshold query and refuses the experiment (an environment error) when a metric it reads has no series now.
+A metric counts as present when any of the query's selectors of it matches: the error selector of a ratio
+(code=~"5..", classification="failure") has no series until the first error, its total selector has.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import time
+from collections.abc import Iterator
 from typing import Any
 
-from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
+import promql_parser
+
 from chaos_watch import core
 from chaos_watch.cluster import Cluster
 from chaos_watch.engine import Check, EngineBackend
 from chaos_watch.metrics import MetricsReader, number
 from chaos_watch.target import readiness_check
+from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
 
 # Checks of ours whose failure is the environment's fault, beside the backend's environment_checks.
 ENVIRONMENT_CHECKS = frozenset({"prometheus"})
+INERT_CHECK_PREFIX = "series-"
+# Prometheus's default lookback: a series with no sample for this long is not "there now".
+LOOKBACK_SECONDS = 300.0
+log = logging.getLogger("chaos-watch")
 
 
 def checks(engine: core.Engine, support_names: set[tuple[str, str | None, str]], backend: EngineBackend,
-           cluster: Cluster, metrics: MetricsReader | None, policy: dict[str, Any]) -> list[dict[str, Any]]:
-    """The preflight entries of the RunResult, in the order they ran."""
+           cluster: Cluster, metrics: MetricsReader | None, policy: dict[str, Any],
+           allow_inert_thresholds: bool = False) -> list[dict[str, Any]]:
+    """The preflight entries of the RunResult, in the order they ran; allow_inert_thresholds
+    (--allow-inert-thresholds) turns an inert threshold from an error into a warning."""
     problems = core.engine_violations(engine, policy)
     found: list[Check] = [("policy", not problems, "; ".join(f"policy rule {rule}: {message}" for rule, message in problems)
                            or "the safety policy allows the experiment")]
     found += backend.preflight(engine, support_names)
     found.append(readiness_check(cluster, engine, backend.target_namespace(engine)))
-    found += _conditions(engine, metrics)
+    if metrics is not None:
+        found += _inert_thresholds(engine, metrics, allow_inert_thresholds)
+    if not any(name == "prometheus" for name, _, _ in found):
+        found += _conditions(engine, metrics)
     return [{"check": name, "ok": ok, "message": message} for name, ok, message in found]
 
 
 def is_environment_check(name: str, backend: EngineBackend) -> bool:
-    return name in ENVIRONMENT_CHECKS or name in backend.environment_checks
+    return name in ENVIRONMENT_CHECKS or name.startswith(INERT_CHECK_PREFIX) or name in backend.environment_checks
+
+
+def vector_selectors(promql: str) -> dict[str, list[str]]:
+    """The vector selectors of a query by metric name, in order and once each: {"istio_requests_total":
+    ['istio_requests_total{reporter="source",...}', ...]}. Raises ValueError when the query does not parse."""
+    found: dict[str, list[str]] = {}
+    for selector in _selectors(promql_parser.parse(promql)):
+        text = str(selector)
+        metric = selector.name or text
+        if text not in found.setdefault(metric, []):
+            found[metric].append(text)
+    return found
+
+
+def _selectors(expr: Any) -> Iterator[Any]:
+    if isinstance(expr, promql_parser.VectorSelector):
+        yield expr
+    elif isinstance(expr, promql_parser.MatrixSelector):
+        yield expr.vector_selector
+    elif isinstance(expr, promql_parser.BinaryExpr):
+        yield from _selectors(expr.lhs)
+        yield from _selectors(expr.rhs)
+    elif isinstance(expr, promql_parser.Call):
+        for argument in expr.args:
+            yield from _selectors(argument)
+    elif isinstance(expr, promql_parser.AggregateExpr):
+        yield from _selectors(expr.expr)
+        if expr.param is not None:
+            yield from _selectors(expr.param)
+    elif isinstance(expr, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
+        yield from _selectors(expr.expr)
+
+
+def _inert_thresholds(engine: core.Engine, metrics: MetricsReader, allowed: bool) -> list[Check]:
+    """One check per abort threshold: each of its selectors matches a series now. A query that does not parse or
+    that Prometheus rejects is left to the value check, which skips the experiment with the reason."""
+    found: list[Check] = []
+    now = time.time()
+
+    def present(selector: str) -> bool:
+        return bool(metrics.series([selector], start=now - LOOKBACK_SECONDS, end=now))
+
+    for threshold in engine.thresholds:
+        try:
+            selectors = vector_selectors(threshold.query)
+        except ValueError:
+            continue
+        try:
+            missing = next((of[-1] for of in selectors.values() if not any(present(s) for s in reversed(of))), None)
+        except PrometheusQueryRejected:
+            continue
+        except PrometheusUnreachable as e:
+            return found + [("prometheus", False, str(e))]
+        name = f"{INERT_CHECK_PREFIX}{threshold.name}"
+        if missing is None:
+            found.append((name, True, f"every metric it reads has series now: {', '.join(selectors)}"))
+            continue
+        message = f"threshold {threshold.name} can never fire: no series for {missing}"
+        if allowed:
+            log.warning("%s (--allow-inert-thresholds: running anyway)", message)
+            found.append((name, True, f"{message}; allowed by --allow-inert-thresholds"))
+        else:
+            log.error(message)
+            found.append((name, False, message))
+    return found
 
 
 def _conditions(engine: core.Engine, metrics: MetricsReader | None) -> list[Check]:

@@ -43,6 +43,7 @@ class Settings:
     dry_run: bool = False
     parallel: int = 1
     stop_timeout: float = 60.0
+    allow_inert_thresholds: bool = False
 
 
 def default_timeout(engine: core.Engine) -> float:
@@ -346,7 +347,8 @@ class Runner:
 
     def _preflight(self, observation: core.Observation, support_names: set[tuple[str, str | None, str]]) -> bool:
         """Every check before chaos; a failure skips the experiment (or marks it error for environment checks)."""
-        checks = preflight.checks(observation.engine, support_names, self.backend, self.cluster, self.metrics, self.policy)
+        checks = preflight.checks(observation.engine, support_names, self.backend, self.cluster, self.metrics, self.policy,
+                                  self.settings.allow_inert_thresholds)
         observation.preflight.extend(checks)
         failed = [c for c in checks if not c["ok"]]
         for failure in failed:

@@ -130,6 +130,10 @@ class ScriptedMetrics:
             raise PrometheusUnreachable("Prometheus http://fake: unreachable: NewConnectionError (after 2 attempts)")
         return [value]
 
+    def series(self, matchers: Any, start: float | None = None, end: float | None = None) -> list[dict[str, str]]:
+        """Every selector has a series: the inert-threshold check is tested in test_watch_preflight.py."""
+        return [{"__name__": "present"}]
+
 
 class ListJournal:
     path = "memory"
@@ -364,6 +368,9 @@ class RejectingMetrics:
 
     def query(self, promql: str) -> list[float]:
         raise PrometheusQueryRejected(f"Prometheus http://fake rejected the query {promql!r}: bad_data: parse error")
+
+    def series(self, matchers: Any, start: float | None = None, end: float | None = None) -> list[dict[str, str]]:
+        raise PrometheusQueryRejected(f"Prometheus http://fake rejected the selectors {matchers!r}: bad_data")
 
 
 def test_a_query_prometheus_rejects_skips_the_experiment_instead_of_blaming_the_environment() -> None:

@@ -77,9 +77,14 @@ def binary() -> str:
     return found
 
 
-def start(targets: list[str], scrape_interval: float = SCRAPE_INTERVAL_SECONDS) -> Prometheus:
-    """A Prometheus scraping `targets` (host:port of /metrics endpoints), ready to answer queries."""
+def start(targets: list[str], scrape_interval: float = SCRAPE_INTERVAL_SECONDS, backfill: Path | None = None) -> Prometheus:
+    """A Prometheus scraping `targets` (host:port of /metrics endpoints), ready to answer queries; backfill is an
+    OpenMetrics file written into its TSDB first with promtool (history without waiting for scrapes)."""
     data_dir = Path(tempfile.mkdtemp(prefix="chaosgen-prometheus-"))
+    if backfill is not None:
+        promtool = shutil.which("promtool") or "/usr/bin/promtool"
+        subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(backfill), str(data_dir / "tsdb")],
+                       check=True, capture_output=True)
     config = data_dir / "prometheus.yml"
     interval = f"{int(scrape_interval * 1000)}ms"
     config.write_text(
