@@ -14,6 +14,7 @@ service account, and reflects its exit in the pod status the way kubelet would, 
   ChaosGen renders; KUBECONFIG is set too for the kubectl that node-drain execs. promql and kubectl are on PATH.
 - Env: `value`, downward-API `fieldRef`, ConfigMap/Secret key refs. CLIENT_UUID is dropped: with it the runner
   sends analytics to the internet.
+- A pod that is deleted or evicted while its process runs gets the process terminated (SIGTERM), as on a node.
 
 Experiment Job pods must not be completed by kwok itself: kwok-stages.yaml's pod-complete stage skips pods
 labelled app.kubernetes.io/component=experiment-job.
@@ -55,6 +56,8 @@ class Execution:
     container: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    # Set when the pod was deleted: its status is not written then (a new pod may have taken the name).
+    deleted: threading.Event
 
 
 class LitmusExecutor:
@@ -98,7 +101,9 @@ class LitmusExecutor:
                 self._watch = watch.Watch()
                 for event in self._watch.stream(self.core.list_pod_for_all_namespaces, label_selector=SELECTOR,
                                                 timeout_seconds=30):
-                    if event["type"] in ("ADDED", "MODIFIED"):
+                    if event["type"] == "DELETED" or event["object"].metadata.deletion_timestamp is not None:
+                        self.stop_pod(event["object"].metadata.uid)
+                    elif event["type"] in ("ADDED", "MODIFIED"):
                         self.consider(event["object"])
                     if self.halt.is_set():
                         return
@@ -106,9 +111,18 @@ class LitmusExecutor:
                 log.info("pod watch lost (%s); resuming", type(e).__name__)
                 self.halt.wait(0.5)
 
+    def stop_pod(self, uid: str) -> None:
+        """A deleted or evicted pod (node-drain evicts the pods on its node) stops its process, as kubelet does."""
+        with self.lock:
+            execution = self.executions.get(uid)
+        if execution is not None and execution.process.poll() is None:
+            log.info("%s/%s deleted: stopping its process", execution.namespace, execution.name)
+            execution.deleted.set()
+            execution.process.terminate()
+
     def consider(self, pod: client.V1Pod) -> None:
         """Start the pod's process once kwok has made it Running (kubelet would start it then)."""
-        if pod.metadata.deletion_timestamp is not None or (pod.status.phase or "") != "Running":
+        if (pod.status.phase or "") != "Running":
             return
         with self.lock:
             if pod.metadata.uid in self.executions:
@@ -151,12 +165,13 @@ class LitmusExecutor:
         with log_path.open("ab") as out:
             process = subprocess.Popen(argv, cwd=pod_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL)
-        return Execution(pod.metadata.namespace, pod.metadata.name, container.name, process, log_path)
+        return Execution(pod.metadata.namespace, pod.metadata.name, container.name, process, log_path,
+                         threading.Event())
 
     def _await(self, execution: Execution) -> None:
         code = execution.process.wait()
         log.info("%s/%s exited %d", execution.namespace, execution.name, code)
-        if not self.halt.is_set():
+        if not self.halt.is_set() and not execution.deleted.is_set():
             self._finish(execution.namespace, execution.name, execution.container, code,
                          "Completed" if code == 0 else "Error")
 
