@@ -5,10 +5,11 @@
 # stdout.
 #
 # Litmus tags its releases without a leading "v", so Go only knows them as pseudo-versions (pinned below, one per
-# release tag). Sources come from the Go module proxy, or, when CHAOSGEN_LITMUS_SRC names a directory holding
-# checkouts of those tags (litmus-go/, chaos-operator/, chaos-runner/, promql-cli/), from there; dependencies
-# always come from the proxy. Each module is built as the main module so its own replace directives apply.
-# Exit codes: 0 built or cached, 1 build failed, 4 a source is not available (the message names it).
+# release tag). Sources and dependencies come from the Go module proxy only. Each module is built as the main
+# module so its own replace directives apply.
+# Today the proxy refuses these four modules at these versions (403 "This module version is not available"), so
+# this script exits 4 with the proxy's message and the sandbox uses tests/sandbox/litmus_runner.py instead.
+# Exit codes: 0 built or cached, 1 build failed, 4 a module is not available from the proxy (the message names it).
 set -euo pipefail
 
 LITMUS_GO_VERSION="${CHAOSGEN_LITMUS_GO_VERSION:-3.28.0}"
@@ -20,7 +21,6 @@ CACHE_ROOT="${CHAOSGEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/chaosgen}"
 KEY="litmus-go-${LITMUS_GO_VERSION}-operator-${OPERATOR_VERSION}-runner-${RUNNER_VERSION}-promql-${PROMQL_VERSION}"
 OUT="$CACHE_ROOT/litmus/$KEY"
 BIN="$OUT/bin"
-SRC_ROOT="${CHAOSGEN_LITMUS_SRC:-}"
 
 # release tag -> Go pseudo-version of the tagged commit (committer time in UTC, 12-hex commit prefix)
 declare -A PSEUDO=(
@@ -50,20 +50,14 @@ build_all() {
 fetch_source() {
   local repo="$1" version="$2" dest="$OUT/src/$1" dir json pseudo
   [ -f "$dest/go.mod" ] && return 0
-  if [ -n "$SRC_ROOT" ]; then
-    dir="$SRC_ROOT/$repo"
-    [ -f "$dir/go.mod" ] || { log "CHAOSGEN_LITMUS_SRC has no $repo checkout ($dir/go.mod missing)"; exit 4; }
-  else
-    pseudo="${PSEUDO[$repo@$version]:-}"
-    [ -n "$pseudo" ] || { log "no pinned pseudo-version for $repo $version; add it to PSEUDO"; exit 2; }
-    json=$(go mod download -json "${MODULE[$repo]}@$pseudo" 2>&1 || true)
-    dir=$(sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p' <<<"$json")
-    if [ -z "$dir" ]; then
-      log "${MODULE[$repo]} $version ($pseudo) is not available from the Go module proxy:"
-      sed -n 's/^\s*"Error": "\(.*\)",\?$/\1/p' <<<"$json" | sed 's/\\n/ /g; s/\\t//g' >&2
-      log "set CHAOSGEN_LITMUS_SRC to a directory with checkouts of the pinned tags to build from source"
-      exit 4
-    fi
+  pseudo="${PSEUDO[$repo@$version]:-}"
+  [ -n "$pseudo" ] || { log "no pinned pseudo-version for $repo $version; add it to PSEUDO"; exit 2; }
+  json=$(go mod download -json "${MODULE[$repo]}@$pseudo" 2>&1 || true)
+  dir=$(sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p' <<<"$json")
+  if [ -z "$dir" ]; then
+    log "${MODULE[$repo]} $version ($pseudo) is not available from the Go module proxy:"
+    sed -n 's/^\s*"Error": "\(.*\)",\?$/\1/p' <<<"$json" | sed 's/\\n/ /g; s/\\t//g' >&2
+    exit 4
   fi
   mkdir -p "$dest"
   cp -R "$dir/." "$dest/"
