@@ -48,16 +48,29 @@ Examples:
               help="Multi-document YAML, or JSON as a Kubernetes v1 List.")
 @click.option("--job-cleanup-policy", type=click.Choice(core.JOB_CLEANUP_POLICIES), default="delete",
               show_default=True, help="Whether Litmus deletes or keeps its experiment jobs afterwards.")
+@click.option("--container-runtime", type=click.Choice(sorted(core.CONTAINER_RUNTIMES)), default="containerd",
+              show_default=True, help="The nodes' container runtime, for runtime faults (container-kill, hogs, network).")
+@click.option("--socket-path", help="The runtime's socket on the nodes [default: the runtime's usual one, e.g. "
+              "/run/containerd/containerd.sock; k3s: /run/k3s/containerd/containerd.sock].")
 @click.option("--validate", is_flag=True, help="Server-side dry-run apply of every object against the cluster.")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig for --validate [default: $KUBECONFIG, ~/.kube/config].")
 @click.option("--context", help="Kubeconfig context for --validate [default: the current one].")
 @stage_options(TOOL)
 def main(filename: str, policy_file: str | None, prometheus_endpoint: str, with_experiments: bool, with_rbac: bool,
-         output_format: str, job_cleanup_policy: str, validate: bool, kubeconfig: str | None, context: str | None) -> None:
-    """Turn an ExperimentPlan into LitmusChaos 3.x manifests on stdout."""
+         output_format: str, job_cleanup_policy: str, container_runtime: str, socket_path: str | None, validate: bool,
+         kubeconfig: str | None, context: str | None) -> None:
+    """Turn an ExperimentPlan into LitmusChaos 3.x manifests on stdout.
+
+    Runtime faults run privileged helper pods (hostPath socket, hostPID): their namespace's Pod Security level
+    must admit them (privileged).
+    """
+    problem = socket_path and core.socket_path_problem(socket_path)
+    if problem:
+        raise UsageError(problem)
     options = core.Options(
         prometheus_endpoint=_checked_endpoint(prometheus_endpoint), job_cleanup_policy=job_cleanup_policy,
-        with_experiments=with_experiments, with_rbac=with_rbac,
+        with_experiments=with_experiments, with_rbac=with_rbac, container_runtime=container_runtime,
+        socket_path=socket_path,
     )
     plan = read_document(filename, "ExperimentPlan", TOOL)
     core.check_plan(plan, load_policy(policy_file), display_name(filename))

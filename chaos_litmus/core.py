@@ -15,8 +15,8 @@ from typing import Any
 
 from chaosgen import engine_contract
 from chaosgen.errors import InputRejected, PolicyViolation
-from chaosgen.faults import FAULTS, PARAMETERS, fault_named
-from chaosgen.policy import PROBE_INTERVAL_SECONDS, enforce_plan
+from chaosgen.faults import FAULTS, PARAMETERS, Family, fault_named
+from chaosgen.policy import PROBE_INTERVAL_SECONDS, abort_window_limit, enforce_plan
 from chaosgen.secrets import redact_text
 from chaosgen.units import parse_duration
 
@@ -32,9 +32,19 @@ JOB_CLEANUP_POLICIES = ("delete", "retain")
 # abort threshold must state the safe side: the negation of the threshold's operator.
 SAFE_CRITERIA = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "==": "!=", "!=": "=="}
 
-# The appkind values the ChaosEngine CRD accepts; other workload kinds are selected by applabel alone.
+# The workload kinds the ChaosEngine CRD lets an engine select by (appinfo.appkind, selectors.workloads[].kind);
+# the policy's unsupported-target-kind rule keeps every other kind out of a plan.
 APP_KINDS = {"Deployment": "deployment", "StatefulSet": "statefulset", "DaemonSet": "daemonset"}
-SCALABLE_KINDS = ("Deployment", "StatefulSet")
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+# Runtime faults reach the container runtime through its socket (litmus-go pkg/generic/*/environment: defaults
+# containerd at /run/containerd/containerd.sock).
+CONTAINER_RUNTIMES = {
+    "containerd": "/run/containerd/containerd.sock",
+    "crio": "/var/run/crio/crio.sock",
+    "docker": "/var/run/docker.sock",
+}
+_SOCKET_PATH = re.compile(r"(/[A-Za-z0-9._-]+)+")
 
 K8S_PROBE_RESOURCES = {
     "pods": ("", "v1"), "services": ("", "v1"), "deployments": ("apps", "v1"), "statefulsets": ("apps", "v1"),
@@ -76,6 +86,21 @@ class Options:
     job_cleanup_policy: str = "delete"
     with_experiments: bool = False
     with_rbac: bool = False
+    container_runtime: str = "containerd"
+    socket_path: str | None = None  # None: the runtime's default socket
+
+    @property
+    def runtime_env(self) -> list[dict[str, str]]:
+        """CONTAINER_RUNTIME and SOCKET_PATH, the env Litmus's runtime faults read."""
+        return [{"name": "CONTAINER_RUNTIME", "value": self.container_runtime},
+                {"name": "SOCKET_PATH", "value": self.socket_path or CONTAINER_RUNTIMES[self.container_runtime]}]
+
+
+def socket_path_problem(path: str) -> str | None:
+    """Why a --socket-path cannot be handed to Litmus's helper pods (it becomes a hostPath), None when it can."""
+    if len(path) > 255 or not _SOCKET_PATH.fullmatch(path) or "/../" in f"{path}/" or "/./" in f"{path}/":
+        return f"--socket-path must be an absolute path of letters, digits, '.', '_', '-', got {path[:80]!r}"
+    return None
 
 
 @dataclass
@@ -98,11 +123,6 @@ def check_plan(plan: dict[str, Any], policy: dict[str, Any], source: str) -> Non
                 " it names the ChaosEngine", source, f"{path}.id",
             )
         first_index[experiment["id"]] = index
-        if experiment["fault"]["type"] == "pod-autoscaler" and experiment["target"]["kind"] not in SCALABLE_KINDS:
-            raise InputRejected(
-                f"pod-autoscaler scales a Deployment or StatefulSet, not a {experiment['target']['kind']}",
-                source, f"{path}.target.kind",
-            )
         for env in fault_env(experiment):
             if not _closed_env_value(env["name"], env["value"]):
                 raise PolicyViolation(
@@ -110,12 +130,29 @@ def check_plan(plan: dict[str, Any], policy: dict[str, Any], source: str) -> Non
                     f"{env['name']}={env['value'][:60]!r} is neither from a closed set nor a Kubernetes name",
                     source, f"{path}.parameters",
                 )
+        _check_comparisons(experiment, source, path)
         for number, check in enumerate(experiment["steady_state"]):
+            if check["type"] == "k8s" and check["namespace"] != experiment["target"]["namespace"]:
+                raise InputRejected(
+                    f"a k8s check reads namespace {check['namespace']}, but the engine's service account is granted "
+                    f"only in the target's namespace {experiment['target']['namespace']} (Litmus would get a 403)",
+                    source, f"{path}.steady_state[{number}].namespace",
+                )
             if "url" in check and redact_text(check["url"]) != check["url"]:
                 raise InputRejected(
                     "the URL carries a credential, which would be written into the cluster", source,
                     f"{path}.steady_state[{number}].url",
                 )
+
+
+def _check_comparisons(experiment: dict[str, Any], source: str, path: str) -> None:
+    """Litmus's comparator parses the value with strconv.ParseFloat: NaN or an infinity makes a probe that never
+    holds (every comparison with NaN is false), so such a value is refused, not rendered."""
+    for field_name in ("abort_thresholds", "steady_state"):
+        for number, check in enumerate(experiment[field_name]):
+            if "value" in check and not math.isfinite(check["value"]):
+                raise InputRejected(f"{check['value']} is not a number a probe can compare with", source,
+                                    f"{path}.{field_name}[{number}].value")
 
 
 def render(plan: dict[str, Any], options: Options, definitions: Mapping[str, dict[str, Any]]) -> Rendering:
@@ -127,7 +164,7 @@ def render(plan: dict[str, Any], options: Options, definitions: Mapping[str, dic
         rendering.warnings.extend(ignored_parameters(experiment))
     uses = sorted({(e["target"]["namespace"], e["fault"]["type"]) for e in plan["experiments"]})
     if options.with_rbac:
-        rendering.documents.extend(rbac_objects(uses, definitions))
+        rendering.documents.extend(rbac_objects(uses, definitions, _k8s_probe_rules(plan["experiments"])))
     if options.with_experiments:
         rendering.documents.extend(chaos_experiment(definitions[fault], namespace) for namespace, fault in uses)
     rendering.documents.extend(engines)
@@ -138,9 +175,17 @@ def chaos_engine(experiment: dict[str, Any], options: Options) -> dict[str, Any]
     """The ChaosEngine of one experiment, named after its id, in the target's namespace."""
     target = experiment["target"]
     fault = experiment["fault"]["type"]
-    appinfo = {"appns": target["namespace"], "applabel": target["label_selector"]}
-    if target["kind"] in APP_KINDS:
-        appinfo["appkind"] = APP_KINDS[target["kind"]]
+    env = fault_env(experiment)
+    if fault_named(fault).container_runtime:
+        env.extend(options.runtime_env)
+    components: dict[str, Any] = {"env": env}
+    engine_spec: dict[str, Any] = {"engineState": "active", **target_selection(experiment)}
+    litmus_node = target.get("litmus_node")
+    if fault_named(fault).family is Family.NODE and litmus_node:
+        # The drain evicts every pod on its node but DaemonSets: Litmus's runner and experiment pods are pinned to
+        # another node (a nodeSelector is the only placement knob the operator and chaos-runner apply).
+        engine_spec["components"] = {"runner": {"nodeSelector": {HOSTNAME_LABEL: litmus_node}}}
+        components["nodeSelector"] = {HOSTNAME_LABEL: litmus_node}
     return {
         "apiVersion": LITMUS_API_VERSION,
         "kind": "ChaosEngine",
@@ -151,19 +196,33 @@ def chaos_engine(experiment: dict[str, Any], options: Options) -> dict[str, Any]
             "annotations": engine_contract.encode(experiment),
         },
         "spec": {
-            "engineState": "active",
-            "appinfo": appinfo,
+            **engine_spec,
             "chaosServiceAccount": service_account_name(fault),
             "jobCleanUpPolicy": options.job_cleanup_policy,
             "experiments": [{
                 "name": fault_named(fault).litmus_experiment,
                 "spec": {
-                    "components": {"env": fault_env(experiment)},
+                    "components": components,
                     "probe": probes(experiment, options.prometheus_endpoint),
                 },
             }],
         },
     }
+
+
+def target_selection(experiment: dict[str, Any]) -> dict[str, Any]:
+    """How the engine names its target: the workload by kind and name (spec.selectors.workloads), which Litmus
+    resolves through the pods' owners; a fault Litmus aims by the first label only gets appinfo with that label.
+
+    appinfo.applabel with several labels would be an OR in Litmus (a pod carrying any of them is a target), so it
+    never carries more than the one label that the plan puts first because it is unique to the target.
+    """
+    target = experiment["target"]
+    kind = APP_KINDS[target["kind"]]
+    if fault_named(experiment["fault"]["type"]).first_label_only:
+        first_label = target["label_selector"].split(",", 1)[0]
+        return {"appinfo": {"appns": target["namespace"], "applabel": first_label, "appkind": kind}}
+    return {"selectors": {"workloads": [{"kind": kind, "namespace": target["namespace"], "names": target["name"]}]}}
 
 
 def service_account_name(fault: str) -> str:
@@ -228,6 +287,27 @@ def _retries_spanning(seconds: float) -> int:
     return math.ceil(seconds / PROBE_RETRY_INTERVAL_SECONDS) + 1
 
 
+def _abort_retries(window: str, duration: str | None) -> int:
+    """The retries of an abort probe: spanning its `for`, but never past the policy's abort window (the chaos
+    duration plus one interval), because Litmus cancels continuous probes when the chaos ends."""
+    seconds = parse_duration(window)
+    if duration is not None:
+        limit = abort_window_limit(duration)
+        seconds = min(seconds, math.floor(limit / PROBE_RETRY_INTERVAL_SECONDS) * PROBE_RETRY_INTERVAL_SECONDS)
+    return _retries_spanning(seconds)
+
+
+def nan_safe(query: str, criteria: str, value: float) -> str:
+    """The query of an abort probe, with a NaN or a missing sample reading as a value on the safe side.
+
+    Litmus's comparator fails on NaN whatever the criteria (but !=), so an idle service's 0/0 or empty histogram
+    would abort a healthy run; chaos-watch counts neither NaN nor no sample as a breach, and neither does this:
+    `>= -Inf` drops a NaN sample (every comparison with NaN is false) and `or vector(...)` fills the gap.
+    """
+    safe = {"<": value - 1, ">": value + 1, "!=": value + 1}.get(criteria, value)
+    return f"(({query}) >= -Inf) or vector({format_number(safe)})"
+
+
 def _run_properties(retries: int, **extra: Any) -> dict[str, Any]:
     return {
         "probeTimeout": PROBE_TIMEOUT,
@@ -249,28 +329,34 @@ def _prom_probe(name: str, endpoint: str, query: str, criteria: str, value: floa
     }
 
 
-def abort_probe(threshold: dict[str, Any], endpoint: str) -> dict[str, Any]:
+def abort_probe(threshold: dict[str, Any], endpoint: str, duration: str | None) -> dict[str, Any]:
     """A Continuous promProbe that holds while the threshold is not breached and stops the engine once it is
     breached for the threshold's `for` duration."""
+    criteria = SAFE_CRITERIA[threshold["operator"]]
     probe = _prom_probe(
-        f"abort-{threshold['name']}", endpoint, threshold["query"], SAFE_CRITERIA[threshold["operator"]],
+        f"abort-{threshold['name']}", endpoint, nan_safe(threshold["query"], criteria, threshold["value"]), criteria,
         threshold["value"],
     )
     probe["mode"] = "Continuous"
     probe["runProperties"] = _run_properties(
-        _retries_spanning(parse_duration(threshold["for"])),
+        _abort_retries(threshold["for"], duration),
         probePollingInterval=f"{PROBE_RETRY_INTERVAL_SECONDS}s", stopOnFailure=True,
     )
     return probe
 
 
 def steady_state_probes(check: dict[str, Any], endpoint: str, recovery_seconds: int) -> list[dict[str, Any]]:
-    """The steady-state check before chaos (SOT) and after it (EOT); EOT retries for the expected recovery time."""
-    modes = (("sot", "SOT", STEADY_STATE_SOT_RETRIES), ("eot", "EOT", _retries_spanning(recovery_seconds)))
+    """The steady-state check before chaos (SOT) and after it (EOT); EOT retries for the expected recovery time.
+
+    A failed SOT probe stops the experiment before any fault (stopOnFailure): without it Litmus only records the
+    failure and injects anyway (litmus-go pkg/probe/probe.go).
+    """
+    modes = (("sot", "SOT", _run_properties(STEADY_STATE_SOT_RETRIES, stopOnFailure=True)),
+             ("eot", "EOT", _run_properties(_retries_spanning(recovery_seconds))))
     return [
         {**_steady_state_probe(check, endpoint), "name": f"steady-{check['name']}-{suffix}", "mode": mode,
-         "runProperties": _run_properties(retries)}
-        for suffix, mode, retries in modes
+         "runProperties": run_properties}
+        for suffix, mode, run_properties in modes
     ]
 
 
@@ -297,7 +383,8 @@ def _steady_state_probe(check: dict[str, Any], endpoint: str) -> dict[str, Any]:
 
 def probes(experiment: dict[str, Any], endpoint: str) -> list[dict[str, Any]]:
     """Abort-threshold probes, then steady-state probes; never a cmdProbe (it would run arbitrary commands)."""
-    found = [abort_probe(threshold, endpoint) for threshold in experiment["abort_thresholds"]]
+    duration = experiment["parameters"].get("duration")
+    found = [abort_probe(threshold, endpoint, duration) for threshold in experiment["abort_thresholds"]]
     for check in experiment["steady_state"]:
         found.extend(steady_state_probes(check, endpoint, experiment["expected_recovery_seconds"]))
     return _unique_names(found)
@@ -331,8 +418,35 @@ def chaos_experiment(definition: dict[str, Any], namespace: str) -> dict[str, An
     return experiment
 
 
-def rbac_objects(uses: list[tuple[str, str]], definitions: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """ServiceAccount and Role/RoleBinding per (namespace, fault), from the permissions of the fault's definition.
+def _k8s_probe_rules(experiments: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(namespace, fault) -> read rules for the resources its engines' k8sProbes name (check_plan keeps each in the
+    target's namespace): the probes run with the engine's service account, and a 403 errors the experiment."""
+    wanted: dict[tuple[str, str], set[str]] = {}
+    for experiment in experiments:
+        use = (experiment["target"]["namespace"], experiment["fault"]["type"])
+        for check in experiment["steady_state"]:
+            if check["type"] == "k8s":
+                wanted.setdefault(use, set()).add(check["resource"])
+    return {
+        use: [{"apiGroups": [K8S_PROBE_RESOURCES[resource][0]], "resources": [resource], "verbs": ["get", "list"]}
+              for resource in sorted(resources)]
+        for use, resources in wanted.items()
+    }
+
+
+def _grants(rules: list[dict[str, Any]], wanted: dict[str, Any]) -> bool:
+    """Whether the rules already allow every verb of `wanted` on its resource."""
+    group, resource = wanted["apiGroups"][0], wanted["resources"][0]
+    verbs = {verb for rule in rules
+             if {group, "*"} & set(rule.get("apiGroups", [])) and {resource, "*"} & set(rule.get("resources", []))
+             for verb in rule.get("verbs", [])}
+    return "*" in verbs or set(wanted["verbs"]) <= verbs
+
+
+def rbac_objects(uses: list[tuple[str, str]], definitions: Mapping[str, dict[str, Any]],
+                 probe_rules: Mapping[tuple[str, str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """ServiceAccount and Role/RoleBinding per (namespace, fault), from the permissions of the fault's definition,
+    widened by what the k8s steady-state probes of its engines read.
 
     A Cluster-scoped fault (node-drain: nodes, evictions on any node) gets one ClusterRole and a
     ClusterRoleBinding per namespace, named after it so that separate plans do not overwrite each other's subjects.
@@ -343,6 +457,7 @@ def rbac_objects(uses: list[tuple[str, str]], definitions: Mapping[str, dict[str
         definition = definitions[fault]["spec"]["definition"]
         name = service_account_name(fault)
         rules = copy.deepcopy(definition["permissions"])
+        rules.extend(rule for rule in probe_rules.get((namespace, fault), []) if not _grants(rules, rule))
         subject = {"kind": "ServiceAccount", "name": name, "namespace": namespace}
         namespaced.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(name, namespace)})
         if definition["scope"] == "Cluster":

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaos_suggest import promql
-from chaos_suggest.topology import TopologyIndex, app_containers, label_selector
+from chaos_suggest.topology import TopologyIndex, app_containers, first_label_selector, label_selector
 from chaos_suggest.weaknesses import DATA_TIERS, Candidate, Weakness
 from chaosgen.faults import Fault, Family, fault_named
 from chaosgen.policy import abort_window_limit
@@ -33,6 +33,7 @@ class Shape:
     actual_percent: int
     callers: list[str]
     watched: list[dict[str, Any]]
+    colocated: list[str]  # node-drain: the other workloads with a pod on the drained node
 
 
 def _shape(index: TopologyIndex, candidate: Candidate, fault: Fault, policy: dict[str, Any]) -> Shape:
@@ -58,8 +59,21 @@ def _shape(index: TopologyIndex, candidate: Candidate, fault: Fault, policy: dic
     actual = -(-affected * 100 // replicas)
     callers = index.direct_callers(candidate.workload_id)[:WATCHED_CALLERS]
     watched_ids = callers or ([candidate.workload_id] if candidate.workload_id in index.served else [])
+    colocated: list[str] = []
+    if fault.family is Family.NODE:
+        # The drain evicts their pods too: their callers are watched as well, so that their errors abort the run
+        # and are not blamed on the target.
+        colocated = [wid for wid in index.on_node(_drained_node(workload)) if wid != candidate.workload_id]
+        their_callers = [caller for wid in colocated for caller in index.direct_callers(wid)]
+        watched_ids = list(dict.fromkeys([*watched_ids, *their_callers]))[:len(watched_ids) + WATCHED_CALLERS]
     watched = [index.workloads[wid] for wid in watched_ids]
-    return Shape(workload, replicas, affected, requested, actual, callers, watched)
+    return Shape(workload, replicas, affected, requested, actual, callers, watched, colocated)
+
+
+def _drained_node(workload: dict[str, Any]) -> str:
+    """The node a node-drain empties: the first of the target's nodes (the planner drains only targets seen on
+    two nodes or more, so the second one is left for Litmus's own pods)."""
+    return sorted(workload.get("runtime", {}).get("nodes") or [""])[0]
 
 
 def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +91,7 @@ def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[st
         "title": text.title.format(**facts),
         "hypothesis": text.hypothesis.format(**facts) + _error_clause(shape),
         "generator": "builtin",
-        "target": _target(workload, fault),
+        "target": _target(index, workload, fault),
         "fault": {"type": fault.name},
         "parameters": parameters,
         "blast_radius": _blast_radius(index, shape, fault),
@@ -289,30 +303,38 @@ def _error_clause(shape: Shape) -> str:
     return "."
 
 
-def _target(workload: dict[str, Any], fault: Fault) -> dict[str, Any]:
+def _target(index: TopologyIndex, workload: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    """The target; a fault Litmus aims by the first label gets the label unique to the target first (the
+    weaknesses drop the ones that have none), a node-drain the node to drain and another one for Litmus."""
     target = {
         "workload": workload["id"],
         "namespace": workload["namespace"],
         "kind": workload["kind"],
         "name": workload["name"],
-        "label_selector": label_selector(workload),
+        "label_selector": (first_label_selector(workload, index) if fault.first_label_only else None) or label_selector(workload),
     }
-    nodes = sorted(workload.get("runtime", {}).get("nodes", []))
-    if fault.family is Family.NODE and nodes:
-        target["node"] = nodes[0]
+    nodes = sorted(set(workload.get("runtime", {}).get("nodes", [])))
+    if fault.family is Family.NODE and len(nodes) >= 2:
+        target["node"], target["litmus_node"] = nodes[0], nodes[1]
     return target
 
 
 def _blast_radius(index: TopologyIndex, shape: Shape, fault: Fault) -> dict[str, Any]:
     workload_id = shape.workload["id"]
-    workloads = [workload_id, *index.transitive_callers(workload_id)]
-    namespaces = sorted({index.workloads[w]["namespace"] for w in workloads})
-    upstream = len(workloads) - 1
+    callers = index.transitive_callers(workload_id)
+    upstream = len(callers)
     description = f"{shape.affected} of {shape.replicas} pods of {workload_id}"
     if fault.family is Family.CAPACITY:
         description = f"{workload_id} scaled from {shape.replicas} to {_max_replicas(shape.workload)} replicas; no running pod is touched"
     if fault.family is Family.NODE:
-        description += "; every other pod on the drained node is evicted too"
+        node = _drained_node(shape.workload)
+        if shape.colocated:
+            description += f"; the drain also evicts the pods on {node} of {', '.join(shape.colocated)}"
+        else:
+            description += f"; no other workload of the inventory has a pod on {node} (DaemonSet pods stay)"
+        callers = sorted({*callers, *(c for wid in shape.colocated for c in [wid, *index.transitive_callers(wid)])} - {workload_id})
+    workloads = [workload_id, *callers]
+    namespaces = sorted({index.workloads[w]["namespace"] for w in workloads})
     if shape.callers:
         names = ", ".join(index.workloads[w]["name"] for w in shape.callers)
         more = upstream - len(shape.callers)

@@ -45,6 +45,12 @@ class TopologyIndex:
                     stack.extend(calls.get(callee, []))
         return needed
 
+    def on_node(self, node: str) -> list[str]:
+        """Workloads with a pod on the node (runtime facts of a live inventory), but DaemonSets, which a drain
+        leaves in place; sorted."""
+        return sorted(wid for wid, w in self.workloads.items()
+                      if w["kind"] != "DaemonSet" and node in (w.get("runtime", {}).get("nodes") or []))
+
     def criticality(self, workload_id: str) -> int:
         return self.workloads[workload_id]["criticality"]["score"]
 
@@ -70,6 +76,16 @@ def label_selector(workload: dict[str, Any]) -> str:
     """The equality selector of a workload's pods: its matchLabels, else its pod-template labels."""
     selector = workload["selector"] or workload["labels"]
     return ",".join(f"{key}={selector[key]}" for key in sorted(selector))
+
+
+def first_label_selector(workload: dict[str, Any], index: TopologyIndex) -> str | None:
+    """The workload's selector with a label that no other workload of its namespace carries first, for the faults
+    Litmus aims by the first label only (node-drain, pod-autoscaler); None when no label of it is unique."""
+    pairs = label_selector(workload).split(",")
+    others = [w["labels"] for wid, w in index.workloads.items()
+              if w["namespace"] == workload["namespace"] and wid != workload["id"]]
+    unique = next((pair for pair in pairs if not any(o.get(pair.split("=", 1)[0]) == pair.split("=", 1)[1] for o in others)), None)
+    return None if unique is None else ",".join([unique, *(p for p in pairs if p != unique)])
 
 
 def app_containers(workload: dict[str, Any]) -> list[dict[str, Any]]:

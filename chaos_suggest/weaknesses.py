@@ -13,8 +13,8 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from chaos_suggest import promql
-from chaos_suggest.topology import TopologyIndex, app_containers
-from chaosgen.faults import TOTAL_LOSS_FAULTS
+from chaos_suggest.topology import TopologyIndex, app_containers, first_label_selector
+from chaosgen.faults import TOTAL_LOSS_FAULTS, fault_named
 from chaosgen.policy import namespace_violations, tier_violations
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,7 @@ def _weaknesses_of(workload: dict[str, Any], index: TopologyIndex, allowed_fault
         risks = _matching_risks(workload, weakness.risk_tokens)
         if weakness.fault in allowed_faults and weakness.applies(workload, index, risks):
             found.append((weakness, risks))
+    found = [(weakness, risks) for weakness, risks in found if _aimable(workload, index, weakness.fault)]
     for token, unsafe_faults, why in UNSAFE_WITH:
         if _matching_risks(workload, (token,)):
             dropped = sorted({weakness.fault for weakness, _ in found if weakness.fault in unsafe_faults})
@@ -220,6 +221,20 @@ def _weaknesses_of(workload: dict[str, Any], index: TopologyIndex, allowed_fault
                 log.info("not running %s on %s: %s", ", ".join(dropped), workload["id"], why)
             found = [(weakness, risks) for weakness, risks in found if weakness.fault not in unsafe_faults]
     return found
+
+
+def _aimable(workload: dict[str, Any], index: TopologyIndex, fault_name: str) -> bool:
+    """Whether Litmus can aim the fault at exactly this workload; why not is logged with the rule's name."""
+    fault = fault_named(fault_name)
+    if workload["kind"] not in fault.target_kinds:
+        log.info("not running %s on %s: rule unsupported-target-kind: Litmus targets %s", fault_name, workload["id"],
+                 ", ".join(fault.target_kinds))
+        return False
+    if fault.first_label_only and first_label_selector(workload, index) is None:
+        log.info("not running %s on %s: rule first-label-not-unique: Litmus aims it by one label and every label "
+                 "of it is shared with another workload of %s", fault_name, workload["id"], workload["namespace"])
+        return False
+    return True
 
 
 def _data_bonus(workload: dict[str, Any], weakness: Weakness) -> int:

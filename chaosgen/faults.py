@@ -78,6 +78,13 @@ class Fault:
     parameters are the ones the planner sets and the prompt offers, in the order the plan lists them;
     also_accepted are Litmus tunables a plan may set but that neither offers. target_env maps a field of the
     experiment's target to the Litmus env var it fills when present (node-drain's target.node -> TARGET_NODE).
+    target_kinds are the workload kinds Litmus can aim it at: its ChaosEngine selects a target by a kind the CRD
+    accepts (deployment, statefulset, daemonset), so ReplicaSet, Job, CronJob and bare Pod targets are refused.
+    first_label_only: Litmus's experiment reads only the first label of appinfo.applabel (litmus-go
+    pkg/generic/{node-drain,pod-autoscaler}/environment getAppDetails indexes Labels[0] and panics on a names-only
+    selector), so the engine selects by one label, which must be unique to the target.
+    container_runtime: its helper pods reach the node's container runtime; the engine also gets CONTAINER_RUNTIME
+    and SOCKET_PATH, from chaos-litmus's flags rather than the plan.
     """
 
     name: str
@@ -87,6 +94,9 @@ class Fault:
     litmus_experiment: str
     also_accepted: tuple[Parameter, ...] = ()
     target_env: tuple[tuple[str, str], ...] = ()
+    target_kinds: tuple[str, ...] = ("Deployment", "StatefulSet", "DaemonSet")
+    first_label_only: bool = False
+    container_runtime: bool = False
 
     @property
     def takes_pods_away(self) -> bool:
@@ -114,37 +124,44 @@ FAULTS: tuple[Fault, ...] = (
     Fault(
         "container-kill", Family.REMOVES_PODS,
         "kills one container in pods of the target; tests restarts and liveness probes",
-        (DURATION, INTERVAL, PODS_AFFECTED_PERCENT, SEQUENCE, CONTAINER), "container-kill",
+        (DURATION, INTERVAL, PODS_AFFECTED_PERCENT, SEQUENCE, CONTAINER), "container-kill", container_runtime=True,
     ),
     Fault(
         "pod-cpu-hog", Family.DEGRADES,
         "burns CPU inside pods of the target; tests CPU limits, throttling and autoscaling",
         (*_POD_SELECTION, CPU_CORES, CONTAINER), "pod-cpu-hog", also_accepted=(SEQUENCE,),
+        container_runtime=True,
     ),
     Fault(
         "pod-memory-hog", Family.DEGRADES,
         "allocates memory inside pods of the target; tests memory limits and OOM handling",
         (*_POD_SELECTION, MEMORY_MB, CONTAINER), "pod-memory-hog", also_accepted=(SEQUENCE,),
+        container_runtime=True,
     ),
     Fault(
         "pod-network-latency", Family.DEGRADES,
         "delays the target's network traffic; tests callers' timeouts and retries",
         (*_POD_SELECTION, LATENCY_MS, JITTER_MS, CONTAINER), "pod-network-latency", also_accepted=(SEQUENCE,),
+        container_runtime=True,
     ),
     Fault(
         "pod-network-loss", Family.DEGRADES,
         "drops a share of the target's packets; tests callers' retries and circuit breakers",
         (*_POD_SELECTION, LOSS_PERCENT, CONTAINER), "pod-network-loss", also_accepted=(SEQUENCE,),
+        container_runtime=True,
     ),
     Fault(
         "node-drain", Family.NODE,
         "drains the node running the target's pods; tests anti-affinity, spread and PDBs",
         (DURATION,), "node-drain", target_env=(("node", "TARGET_NODE"),),
+        target_kinds=("Deployment", "StatefulSet"), first_label_only=True,
     ),
     Fault(
         "pod-autoscaler", Family.CAPACITY,
         "scales the target to replica_count; tests scaling and the capacity behind it",
         (DURATION, REPLICA_COUNT), "pod-autoscaler",
+        # litmus-go's pod-autoscaler scales Deployments and StatefulSets only ("application type is not supported").
+        target_kinds=("Deployment", "StatefulSet"), first_label_only=True,
     ),
 )
 

@@ -12,6 +12,12 @@ The rules (the names PolicyViolation.rule carries):
 - target-mismatch: target.workload is not `<namespace>/<kind>/<name>` of the target's own fields.
 - unknown-target: the target does not exist in the Topology (checked when the known workload ids are given).
 - blast-radius-target: blast_radius.workloads does not list the target itself.
+- unsupported-target-kind: Litmus cannot aim the fault at the target's kind (the catalogue's Fault.target_kinds:
+  the ChaosEngine CRD accepts deployment, statefulset and daemonset; ReplicaSet, Job, CronJob and bare Pods have
+  no kind Litmus selects them by).
+- node-drain-needs-nodes: a node-drain without target.node (Litmus would drain the node of a random pod carrying
+  the first label) or without target.litmus_node, another node where Litmus's own pods run (a drain of their
+  node evicts them, and the experiment never finishes).
 - max-pods-affected: more than max_pods_affected_percent of the target's pods are affected (a pod-autoscaler that
   scales below the current replicas removes the difference; to 0 it removes every pod). 100% is allowed only
   for a total-loss experiment (blast_radius.total_loss true, a pod-removing fault from the catalogue's
@@ -150,6 +156,7 @@ def violations(
         found.append(("unknown-target", f"workload {workload} does not exist in the topology"))
     if "workloads" in blast and workload not in blast["workloads"]:
         found.append(("blast-radius-target", f"blast_radius.workloads does not list the target {workload}"))
+    found += _target_kind_violations(fault, target)
 
     current = replicas.get(workload) if replicas is not None and isinstance(workload, str) else None
     percent = max(
@@ -165,6 +172,25 @@ def violations(
     if policy["require_abort_thresholds"] and not experiment.get("abort_thresholds"):
         found.append(("abort-thresholds-required", "an experiment needs at least one abort threshold"))
     found += _threshold_violations(experiment)
+    return found
+
+
+def _target_kind_violations(fault: str | None, target: dict[str, Any]) -> list[tuple[str, str]]:
+    """What Litmus cannot aim this fault at: a kind its ChaosEngine has no selector for, a drain without its nodes."""
+    if fault not in FAULT_TYPES:
+        return []
+    record, kind = fault_named(fault), target.get("kind")
+    found = []
+    if kind not in record.target_kinds:
+        found.append(("unsupported-target-kind",
+                      f"Litmus cannot aim {fault} at a {kind}; it targets {', '.join(record.target_kinds)}"))
+    if record.family is Family.NODE:
+        node, litmus_node = target.get("node"), target.get("litmus_node")
+        if not node or not litmus_node or node == litmus_node:
+            found.append(("node-drain-needs-nodes",
+                          "node-drain needs target.node, the node to drain, and target.litmus_node, another node for "
+                          "Litmus's own pods (known only from a live inventory): without them Litmus drains the node of a "
+                          "random pod and may evict itself"))
     return found
 
 

@@ -4,6 +4,7 @@ rendered ChaosEngine/ChaosExperiment against the real Litmus CRD schemas."""
 from __future__ import annotations
 
 import copy
+import math
 import json
 import operator
 import subprocess
@@ -16,8 +17,8 @@ from jsonschema import Draft4Validator, Draft202012Validator
 from chaos_litmus import catalogue, core, crd, validate
 from chaosgen import kube
 from chaosgen.errors import EnvironmentFailure, InputRejected, PolicyViolation
-from chaosgen.faults import FAULT_TYPES
-from chaosgen.policy import load_policy
+from chaosgen.faults import FAULT_TYPES, fault_named
+from chaosgen.policy import abort_window_limit, load_policy, promql_problem
 from conftest import FIXTURES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,9 +64,11 @@ def every_fault_plan() -> dict:
     }
     found = []
     for fault in FAULT_TYPES:
-        for kind in ("Deployment", "StatefulSet") if fault == "pod-autoscaler" else ("Deployment", "StatefulSet", "DaemonSet", "Pod"):
+        for kind in fault_named(fault).target_kinds:
             name = f"{fault}-{kind.lower()}"
             target = {"workload": f"shop/{kind}/app", "namespace": "shop", "kind": kind, "name": "app", "label_selector": "app=x"}
+            if fault == "node-drain":
+                target |= {"node": "worker-1", "litmus_node": "worker-2"}
             found.append(experiment(
                 0, id=name, fault={"type": fault}, target=target, parameters=parameters,
                 blast_radius={"namespaces": ["shop"], "workloads": [target["workload"]], "pods_affected_percent": 50, "max_pods": 1},
@@ -90,28 +93,66 @@ def test_every_tunable_is_an_env_var_the_faults_experiment_declares(fault):
 def test_each_fault_gets_exactly_its_tunables_from_the_parameters(fault):
     engine = next(e for e in engines(every_fault_plan()) if e["spec"]["experiments"][0]["name"] == fault)
     env = env_of(engine)
-    assert set(env) == core.FAULT_ENV[fault] - {"TARGET_NODE"}
+    runtime = {"CONTAINER_RUNTIME", "SOCKET_PATH"} if fault_named(fault).container_runtime else set()
+    assert set(env) == core.FAULT_ENV[fault] | runtime
     expected = {
         "TOTAL_CHAOS_DURATION": "90", "CHAOS_INTERVAL": "10", "PODS_AFFECTED_PERC": "50", "FORCE": "true",
         "SEQUENCE": "parallel", "CPU_CORES": "2", "MEMORY_CONSUMPTION": "256", "NETWORK_LATENCY": "200", "JITTER": "20",
         "NETWORK_PACKET_LOSS_PERCENTAGE": "30", "REPLICA_COUNT": "4", "TARGET_CONTAINER": "main",
+        "TARGET_NODE": "worker-1", "CONTAINER_RUNTIME": "containerd", "SOCKET_PATH": "/run/containerd/containerd.sock",
     }
     assert env == {name: expected[name] for name in env}
     assert all(isinstance(value, str) for value in env.values())
 
 
-def test_node_drain_targets_the_named_node_or_lets_litmus_find_the_targets_node():
-    with_node = env_of(engines(plan_of(experiment(2)))[0])
-    assert with_node == {"TOTAL_CHAOS_DURATION": "90", "TARGET_NODE": "worker-1"}
+def test_node_drain_drains_the_named_node_with_litmus_pinned_to_another_one():
+    engine = engines(plan_of(experiment(2)))[0]
+    assert env_of(engine) == {"TOTAL_CHAOS_DURATION": "90", "TARGET_NODE": "worker-1"}
+    pinned = {"kubernetes.io/hostname": "worker-2"}
+    assert engine["spec"]["components"]["runner"]["nodeSelector"] == pinned
+    assert engine["spec"]["experiments"][0]["spec"]["components"]["nodeSelector"] == pinned
+    # Litmus reads only the first label of a node-drain's target (getAppDetails indexes Labels[0]).
+    assert engine["spec"]["appinfo"] == {"appns": "shop", "applabel": "app=web", "appkind": "deployment"}
+
+
+@pytest.mark.parametrize("missing", ["node", "litmus_node"])
+def test_a_node_drain_without_its_nodes_is_refused_naming_the_rule(missing):
     without = experiment(2)
-    del without["target"]["node"]
-    assert "TARGET_NODE" not in env_of(engines(plan_of(without))[0])
+    del without["target"][missing]
+    with pytest.raises(PolicyViolation) as caught:
+        core.check_plan(plan_of(without), load_policy(None), "plan.json")
+    assert caught.value.rule == "node-drain-needs-nodes"
+    assert "live inventory" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["ReplicaSet", "Job", "CronJob", "Pod"])
+def test_kinds_litmus_cannot_select_are_refused_naming_the_rule(kind):
+    target = {"workload": f"shop/{kind}/x", "namespace": "shop", "kind": kind, "name": "x", "label_selector": "app=x"}
+    blast = {**experiment(1)["blast_radius"], "workloads": [target["workload"]]}
+    with pytest.raises(PolicyViolation) as caught:
+        core.check_plan(plan_of(experiment(1, target=target, blast_radius=blast)), load_policy(None), "plan.json")
+    assert caught.value.rule == "unsupported-target-kind"
+
+
+def test_runtime_faults_carry_the_container_runtime_and_its_socket():
+    plan = plan_of(experiment(1))
+    assert {k: v for k, v in env_of(engines(plan)[0]).items() if k in ("CONTAINER_RUNTIME", "SOCKET_PATH")} == {
+        "CONTAINER_RUNTIME": "containerd", "SOCKET_PATH": "/run/containerd/containerd.sock"}
+    crio = env_of(engines(plan, core.Options(container_runtime="crio"))[0])
+    assert (crio["CONTAINER_RUNTIME"], crio["SOCKET_PATH"]) == ("crio", "/var/run/crio/crio.sock")
+    k3s = env_of(engines(plan, core.Options(socket_path="/run/k3s/containerd/containerd.sock"))[0])
+    assert k3s["SOCKET_PATH"] == "/run/k3s/containerd/containerd.sock"
+    assert "CONTAINER_RUNTIME" not in env_of(engines(plan_of(experiment(0)))[0])  # pod-delete needs no runtime
+    assert core.socket_path_problem("/run/x.sock") is None
+    assert core.socket_path_problem("/run/$(id).sock") and core.socket_path_problem("relative.sock")
+    assert core.socket_path_problem("/run/../etc/shadow")
 
 
 def test_durations_round_up_to_whole_seconds_and_percent_falls_back_to_the_blast_radius():
     short = experiment(1, parameters={"duration": "500ms"})
     env = env_of(engines(plan_of(short))[0])
-    assert env == {"TOTAL_CHAOS_DURATION": "1", "PODS_AFFECTED_PERC": "50"}
+    assert {k: env[k] for k in env if k not in ("CONTAINER_RUNTIME", "SOCKET_PATH")} == {
+        "TOTAL_CHAOS_DURATION": "1", "PODS_AFFECTED_PERC": "50"}
 
 
 def test_parameters_a_fault_cannot_use_are_warned_about():
@@ -140,19 +181,20 @@ def test_engine_metadata_appinfo_and_annotations_follow_the_team_conventions():
     assert " " not in annotations["chaosgen.dev/abort-thresholds"].split('"query"')[0]
     spec = engine["spec"]
     assert spec["engineState"] == "active"
-    assert spec["appinfo"] == {"appns": "shop", "applabel": "app=db", "appkind": "statefulset"}
+    assert spec["selectors"] == {"workloads": [{"kind": "statefulset", "namespace": "shop", "names": "db"}]}
+    assert "appinfo" not in spec
     assert spec["chaosServiceAccount"] == "pod-delete-sa"
     assert spec["jobCleanUpPolicy"] == "delete"
     assert spec["experiments"][0]["name"] == "pod-delete"
     assert "annotationCheck" not in spec
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"])
-def test_appkind_is_the_lower_case_kind_or_absent_when_litmus_has_no_such_appkind(kind):
-    target = {"workload": f"shop/{kind}/x", "namespace": "shop", "kind": kind, "name": "x", "label_selector": "app=x"}
-    appinfo = engines(plan_of(experiment(1, target=target)))[0]["spec"]["appinfo"]
-    assert appinfo.get("appkind") == KIND_OF_TARGET.get(kind)
-    assert appinfo["applabel"] == "app=x"
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet"])
+def test_pod_faults_name_the_workload_by_kind_and_name_never_by_labels(kind):
+    target = {"workload": f"shop/{kind}/x", "namespace": "shop", "kind": kind, "name": "x", "label_selector": "app=x,tier=a"}
+    spec = engines(plan_of(experiment(1, target=target)))[0]["spec"]
+    assert spec["selectors"] == {"workloads": [{"kind": KIND_OF_TARGET[kind], "namespace": "shop", "names": "x"}]}
+    assert "appinfo" not in spec
 
 
 # --- probes ---------------------------------------------------------------------------------------------------------
@@ -162,21 +204,63 @@ def test_appkind_is_the_lower_case_kind_or_absent_when_litmus_has_no_such_appkin
 @pytest.mark.parametrize("actual", [0.0, 0.04, 0.05, 0.06, 1.0])
 def test_an_abort_probe_passes_exactly_while_the_threshold_is_not_breached(abort_operator, actual):
     threshold = {"name": "t", "query": "q", "operator": abort_operator, "value": 0.05, "for": "30s"}
-    probe = core.abort_probe(threshold, "http://p:9090")
+    probe = core.abort_probe(threshold, "http://p:9090", "1m")
     comparator = probe["promProbe/inputs"]["comparator"]
     passes = COMPARE[comparator["criteria"]](actual, float(comparator["value"]))
     assert passes is not COMPARE[abort_operator](actual, 0.05)
 
 
+@pytest.mark.parametrize("abort_operator", sorted(COMPARE))
+def test_an_abort_probe_reads_nan_or_no_sample_as_not_breached_like_chaos_watch(abort_operator):
+    # Litmus's comparator fails on NaN (ParseFloat("NaN"), every criteria false): the query itself must not yield it.
+    threshold = {"name": "t", "query": "vector(0)/0", "operator": abort_operator, "value": 0.05, "for": "30s"}
+    inputs = core.abort_probe(threshold, "http://p:9090", "1m")["promProbe/inputs"]
+    query = inputs["query"]
+    assert query.startswith("((vector(0)/0) >= -Inf) or vector(")
+    assert promql_problem(query) is None
+    fallback = float(query.rsplit("vector(", 1)[1].rstrip(")"))
+    assert COMPARE[inputs["comparator"]["criteria"]](fallback, float(inputs["comparator"]["value"]))
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_value_no_comparator_can_hold_is_refused(value):
+    broken = experiment(0)
+    broken["abort_thresholds"][0]["value"] = value
+    with pytest.raises(InputRejected, match="not a number a probe can compare with"):
+        core.check_plan(plan_of(broken), load_policy(None), "plan.json")
+
+
+def test_the_shell_litmus_runs_the_prom_probe_in_hands_promql_the_query_unchanged(tmp_path):
+    # litmus-go promProbe.go: exec /bin/sh -c `promql --host <endpoint> "<query>" --output csv`.
+    query = 'sum(rate(x{a="b",c=~"5.."}[1m])) or vector(0) # $HOME `id` \\ "'
+    fake = tmp_path / "promql"
+    fake.write_text('#!/bin/sh\nprintf %s "$3"\n')
+    fake.chmod(0o755)
+    command = f'promql --host http://p:9090 "{core.for_litmus_shell(query)}" --output csv'
+    shown = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
+                           env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, check=True).stdout
+    assert shown == query
+
+
 def test_abort_probes_are_continuous_stop_on_failure_and_fail_only_after_the_for_duration():
-    probe = core.abort_probe({"name": "errors", "query": "q", "operator": ">", "value": 5, "for": "1m"}, "http://p:9090")
+    probe = core.abort_probe({"name": "errors", "query": "q", "operator": ">", "value": 5, "for": "1m"}, "http://p:9090", "2m")
     assert probe["name"] == "abort-errors" and probe["type"] == "promProbe" and probe["mode"] == "Continuous"
-    assert probe["promProbe/inputs"] == {"endpoint": "http://p:9090", "query": "q", "comparator": {"criteria": "<=", "value": "5"}}
+    assert probe["promProbe/inputs"] == {"endpoint": "http://p:9090", "query": "((q) >= -Inf) or vector(5)",
+                                         "comparator": {"criteria": "<=", "value": "5"}}
     properties = probe["runProperties"]
     assert properties["stopOnFailure"] is True
     assert all(properties[key].endswith("s") for key in ("probeTimeout", "interval", "probePollingInterval"))
     interval = int(properties["interval"][:-1])
     assert (properties["retry"] - 1) * interval >= 60 > (properties["retry"] - 2) * interval
+
+
+@pytest.mark.parametrize("duration", ["7s", "30s", "33s", "1m"])
+def test_an_abort_probe_never_waits_longer_than_the_chaos_plus_one_interval(duration):
+    # Litmus cancels continuous probes when the chaos ends; the policy allows `for` up to duration + one interval.
+    window = f"{int(abort_window_limit(duration))}s"
+    probe = core.abort_probe({"name": "e", "query": "q", "operator": ">", "value": 1, "for": window}, "http://p:9090", duration)
+    properties = probe["runProperties"]
+    assert (properties["retry"] - 1) * int(properties["interval"][:-1]) <= abort_window_limit(duration)
 
 
 def test_steady_state_checks_become_sot_and_eot_probes_of_their_type_and_never_a_cmd_probe():
@@ -304,7 +388,10 @@ def test_a_policy_violation_names_the_rule_and_the_experiment():
     (experiment(1, id="r1-pod-delete-db"), "$.experiments[1].id", "duplicate experiment id r1-pod-delete-db"),
     (experiment(3, target={"workload": "payments/DaemonSet/x", "namespace": "payments", "kind": "DaemonSet", "name": "x",
                            "label_selector": "app=x"}, blast_radius={**experiment(3)["blast_radius"], "workloads": ["payments/DaemonSet/x"]}),
-     "$.experiments[1].target.kind", "pod-autoscaler scales a Deployment or StatefulSet"),
+     "$.experiments[1]", "unsupported-target-kind: Litmus cannot aim pod-autoscaler at a DaemonSet"),
+    (experiment(0, id="other", steady_state=[{"name": "p", "type": "k8s", "resource": "pods", "namespace": "other",
+                                              "label_selector": "app=x", "operation": "present"}]),
+     "$.experiments[1].steady_state[0].namespace", "granted only in the target's namespace"),
     (experiment(0, id="other", steady_state=[{"name": "h", "type": "http", "url": "http://u:hunter2@web/", "expected_status": 200}]),
      "$.experiments[1].steady_state[0].url", "carries a credential"),
 ])

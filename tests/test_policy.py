@@ -88,6 +88,8 @@ def test_max_pods_affected_counts_parameters_and_blast_radius(field: str) -> Non
 
 def total_loss(fault: str = "pod-delete", declared: bool = True) -> dict[str, Any]:
     candidate = experiment(fault={"type": fault})
+    if fault == "node-drain":
+        candidate["target"] = {**candidate["target"], "node": "worker-1", "litmus_node": "worker-2"}
     candidate["parameters"] = {**candidate["parameters"], "pods_affected_percent": 100}
     candidate["blast_radius"] = {**candidate["blast_radius"], "pods_affected_percent": 100, "max_pods": 2}
     if declared:
