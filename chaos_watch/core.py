@@ -47,6 +47,62 @@ class Threshold:
 
 
 @dataclass(frozen=True)
+class PodSelection:
+    """The pods a ChaosEngine aims at, by Litmus's own rules (chaos-operator getTargets, litmus-go
+    pkg/utils/common/pods.go and pkg/workloads/workloads.go).
+
+    spec.selectors.workloads names workloads: a pod is a target when its owner, followed through a ReplicaSet to its
+    Deployment, is one of them. appinfo.applabel is an OR: a pod carrying ANY of its comma-separated labels is a
+    target, filtered by the owner's kind when appinfo.appkind says one.
+    """
+
+    namespace: str
+    workloads: tuple[tuple[str, str], ...] = ()  # (lower-case kind, name)
+    labels: tuple[tuple[str, str], ...] = ()
+    kind: str | None = None
+
+    def matches(self, pod: dict[str, Any]) -> bool:
+        metadata = pod.get("metadata") or {}
+        if metadata.get("namespace", self.namespace) != self.namespace:
+            return False
+        owner = pod_owner(pod)
+        if self.workloads:
+            return owner in self.workloads
+        pod_labels = metadata.get("labels") or {}
+        if not any(pod_labels.get(key) == value for key, value in self.labels):
+            return False
+        return self.kind is None or (owner is not None and owner[0] == self.kind)
+
+    @classmethod
+    def of_engine(cls, spec: dict[str, Any], engine_namespace: str) -> PodSelection:
+        """What the engine spec selects: selectors.workloads when present (the operator prefers them), else appinfo."""
+        workloads = ((spec.get("selectors") or {}).get("workloads")) or []
+        if workloads:
+            namespace = str(workloads[0].get("namespace") or engine_namespace)
+            named = tuple((str(w.get("kind", "")).lower(), name.strip()) for w in workloads
+                          for name in str(w.get("names") or "").split(",") if name.strip())
+            return cls(namespace, workloads=named)
+        appinfo = spec.get("appinfo") or {}
+        pairs = [label.split("=", 1) for label in str(appinfo.get("applabel") or "").split(",") if "=" in label]
+        return cls(str(appinfo.get("appns") or engine_namespace), labels=tuple((k.strip(), v.strip()) for k, v in pairs),
+                   kind=str(appinfo["appkind"]).lower() if appinfo.get("appkind") else None)
+
+
+def pod_owner(pod: dict[str, Any]) -> tuple[str, str] | None:
+    """(lower-case kind, name) of the workload that owns a pod, as litmus-go's GetPodOwnerTypeAndName reads it: a
+    ReplicaSet named <deployment>-<pod-template-hash> stands for its Deployment, other owners for themselves."""
+    metadata = pod.get("metadata") or {}
+    owner = next((o for o in metadata.get("ownerReferences") or [] if o.get("controller")), None)
+    if owner is None:
+        return None
+    kind, name = str(owner.get("kind", "")).lower(), str(owner.get("name", ""))
+    template_hash = (metadata.get("labels") or {}).get("pod-template-hash")
+    if kind == "replicaset" and template_hash and name.endswith(f"-{template_hash}"):
+        return "deployment", name[: -len(template_hash) - 1]
+    return kind, name
+
+
+@dataclass(frozen=True)
 class Engine:
     """One ChaosEngine of the input, with what chaos-litmus annotated on it."""
 
@@ -59,7 +115,7 @@ class Engine:
     expected_recovery_seconds: int | None
     experiment: dict[str, Any] | None
     env: dict[str, str]
-    appinfo: dict[str, str]
+    pods: PodSelection
     manifest: dict[str, Any]
 
     @property
@@ -147,7 +203,7 @@ def _parse_engine(obj: dict[str, Any], source: str, where: str) -> Engine:
         expected_recovery_seconds=annotated.expected_recovery_seconds,
         experiment=annotated.experiment,
         env=env,
-        appinfo={k: str(v) for k, v in (spec.get("appinfo") or {}).items()},
+        pods=PodSelection.of_engine(spec, namespace),
         manifest=obj,
     )
 
@@ -170,12 +226,12 @@ def engine_violations(engine: Engine, policy: dict[str, Any]) -> list[tuple[str,
         found.append(("engine-mismatch", f"engine runs {engine.fault}, the experiment says {experiment['fault']['type']}"))
     if engine.fault not in policy["allowed_faults"]:
         found.append(("fault-not-allowed", f"fault {engine.fault} is not in allowed_faults"))
-    app_namespace = engine.appinfo.get("appns", engine.namespace)
+    app_namespace = engine.pods.namespace
     found.extend(namespace_violations({app_namespace, engine.namespace}, policy))
     if target and app_namespace != target.get("namespace"):
-        found.append(("engine-mismatch", f"engine appns {app_namespace} is not the target namespace {target.get('namespace')}"))
-    if target and engine.appinfo.get("applabel") not in (None, target.get("label_selector")):
-        found.append(("engine-mismatch", f"engine applabel {engine.appinfo.get('applabel')} is not {target.get('label_selector')}"))
+        found.append(("engine-mismatch", f"engine targets namespace {app_namespace}, not the target namespace {target.get('namespace')}"))
+    if target:
+        found.extend(_selection_violations(engine.pods, target))
     if engine.target and target and engine.target != target.get("workload"):
         found.append(("engine-mismatch", f"annotation target {engine.target} is not {target.get('workload')}"))
     percent_text = engine.env.get("PODS_AFFECTED_PERC") or "0"
@@ -189,6 +245,21 @@ def engine_violations(engine: Engine, policy: dict[str, Any]) -> list[tuple[str,
     if experiment and annotated != [t.name for t in engine.thresholds]:
         found.append(("engine-mismatch", "the engine's abort thresholds differ from its experiment's"))
     return sorted(set(found), key=found.index)
+
+
+def _selection_violations(pods: PodSelection, target: dict[str, Any]) -> list[tuple[str, str]]:
+    """The engine must aim at the annotated target only: that workload by name, or one label of its selector (Litmus
+    ORs several labels, which reaches every pod carrying any of them)."""
+    own = (str(target.get("kind", "")).lower(), target.get("name"))
+    if pods.workloads:
+        if set(pods.workloads) != {own}:
+            return [("engine-mismatch", f"engine selects workloads {sorted(pods.workloads)}, not {own[0]} {own[1]}")]
+        return []
+    selector = {tuple(pair.split("=", 1)) for pair in str(target.get("label_selector", "")).split(",") if "=" in pair}
+    if len(pods.labels) != 1 or not set(pods.labels) <= selector:
+        shown = ",".join("=".join(pair) for pair in pods.labels)
+        return [("engine-mismatch", f"engine applabel {shown or '(none)'} is not one label of {target.get('label_selector')}")]
+    return []
 
 
 def steady_state_queries(engine: Engine) -> list[tuple[str, str, str, float]]:

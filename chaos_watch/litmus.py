@@ -1,7 +1,7 @@
 """LitmusChaos as chaos-watch's EngineBackend: ChaosEngine/ChaosResult/ChaosExperiment through the Cluster seam.
 
-A run is watched through three resumable watches (the ChaosEngine, its ChaosResult, the pods that appinfo
-selects); stopping is Litmus's `engineState: stop`, and Litmus confirms it with engineStatus stopped.
+A run is watched through three resumable watches (the ChaosEngine, its ChaosResult, the pods of the target's
+namespace, of which TargetPods keeps the ones the engine selects by Litmus's rules); stopping is Litmus's `engineState: stop`, and Litmus confirms it with engineStatus stopped.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ REPLACE_SECONDS = 30.0
 class LitmusRun:
     """One ChaosEngine while it runs: the latest ChaosEngine and ChaosResult objects and the target's pods."""
 
-    def __init__(self, stop_watches: threading.Event) -> None:
+    def __init__(self, stop_watches: threading.Event, selection: core.PodSelection) -> None:
         self._lock = threading.Lock()
         self._objects: dict[str, dict[str, Any] | None] = {"ChaosEngine": None, "ChaosResult": None}
-        self._pods = TargetPods()
+        self._pods = TargetPods(selection)
         self._stop_watches = stop_watches
 
     def handler(self, kind: str, synced: threading.Event, wake: threading.Event,
@@ -131,18 +131,18 @@ class LitmusBackend:
         return self._crd_problem  # type: ignore[return-value]
 
     def target_namespace(self, engine: core.Engine) -> str:
-        return engine.appinfo.get("appns", engine.namespace)
+        return engine.pods.namespace
 
     def start(self, engine: core.Engine, wake: threading.Event, on_pod: Callable[[core.PodChange], None]) -> LitmusRun:
         watches = [
             dict(api_version=LITMUS, kind="ChaosEngine", namespace=engine.namespace, name=engine.name),
             dict(api_version=LITMUS, kind="ChaosResult", namespace=engine.namespace, name=engine.result_name),
-            dict(api_version="v1", kind="Pod", namespace=self.target_namespace(engine),
-                 label_selector=engine.appinfo.get("applabel")),
+            # The whole namespace: Litmus's selection (owners, an OR of labels) is no Kubernetes label selector.
+            dict(api_version="v1", kind="Pod", namespace=self.target_namespace(engine), label_selector=None),
         ]
         self._replace_finished(engine)
         stop_watches = threading.Event()
-        run = LitmusRun(stop_watches)
+        run = LitmusRun(stop_watches, engine.pods)
         synced = {spec["kind"]: threading.Event() for spec in watches}
         for spec in watches:
             handler = run.handler(spec["kind"], synced[spec["kind"]], wake, on_pod)

@@ -15,13 +15,19 @@ WORKLOAD_API = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": 
 
 
 class TargetPods:
-    """The target's pods as the pod watch reports them: who is ready now, and every change with its true time."""
+    """The target's pods as the pod watch reports them: who is ready now, and every change with its true time.
 
-    def __init__(self) -> None:
+    The watch sees the whole namespace; only the pods the engine selects (selection.matches) count.
+    """
+
+    def __init__(self, selection: core.PodSelection) -> None:
+        self.selection = selection
         self.ready: dict[str, bool] = {}
         self.changes: list[core.PodChange] = []
 
     def update(self, event_type: str, pod: dict[str, Any], received: float) -> core.PodChange | None:
+        if not self.selection.matches(pod):
+            return None
         # Keyed by name: a StatefulSet's replacement pod reuses it, which is exactly "the replica is back".
         name = pod["metadata"]["name"]
         now_ready, stamp = _pod_readiness(event_type, pod)

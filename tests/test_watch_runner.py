@@ -39,7 +39,9 @@ class FakeCluster:
         self.objects[("ChaosExperiment", "shop", "pod-delete")] = watch_app.chaos_experiment()
         self.objects[("Deployment", "shop", "web")] = {"spec": {"replicas": 3}, "status": {"readyReplicas": 3}}
         for index in range(3):
-            self._set(("Pod", "shop", f"web-{index}"), {"metadata": {"name": f"web-{index}"}, "status": {
+            self._set(("Pod", "shop", f"web-{index}"), {"metadata": {
+                "name": f"web-{index}", "labels": {"app": "web", "pod-template-hash": "5d8f"},
+                "ownerReferences": [{"kind": "ReplicaSet", "name": "web-5d8f", "controller": True}]}, "status": {
                 "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
 
     def server(self) -> str:
