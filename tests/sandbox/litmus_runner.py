@@ -6,6 +6,11 @@ It watches ChaosEngines (watch API, all namespaces) and, for each active one, in
   pods (at least one), with grace period 0 when FORCE is true;
 - pod-autoscaler: scales the target to REPLICA_COUNT for the duration, then back;
 - node-drain: cordons TARGET_NODE (or the node of the target's first pod), evicts its pods, uncordons at the end.
+Targets follow litmus-go's selection (chaos_watch.core.PodSelection implements the same rules): spec.selectors.workloads
+by the pods' owner name, appinfo.applabel as an OR of its comma-separated labels with an owner-kind filter;
+node-drain and pod-autoscaler read only the first label (pod-autoscaler: of the workloads' metadata labels), and a
+names-only selector makes them fail as litmus-go's Labels[0] panic does. SOT probes stop the experiment only with
+stopOnFailure (otherwise the failure is recorded and the fault injected anyway, as in litmus-go pkg/probe/probe.go).
 Faults that need a container runtime (cpu/memory hog, network, container-kill) are accepted and reported as not
 supported. `engineState: stop` stops the fault at once (and reverts scale/cordon).
 
@@ -26,6 +31,7 @@ import argparse
 import logging
 import math
 import random
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -35,6 +41,8 @@ import requests
 import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
+
+from chaos_watch.core import PodSelection
 
 log = logging.getLogger("litmus-runner")
 GROUP, VERSION = "litmuschaos.io", "v1alpha1"
@@ -117,9 +125,11 @@ class Run:
         self.result_name = f"{self.name}-{self.experiment}"
         self.env = env_of(engine)
         appinfo = engine["spec"].get("appinfo") or {}
-        self.app_namespace = appinfo.get("appns", self.namespace)
+        self.selection = PodSelection.of_engine(engine["spec"], self.namespace)
+        self.app_namespace = self.selection.namespace
         self.app_label = appinfo.get("applabel", "")
-        self.app_kind = appinfo.get("appkind", "deployment")
+        self.first_label = self.app_label.split(",", 1)[0]  # what node-drain and pod-autoscaler read
+        self.app_kind = appinfo.get("appkind") or next((kind for kind, _ in self.selection.workloads), "deployment")
         self.stop = threading.Event()
         self.probe_failure: str | None = None
         self.probes = [self._probe_status(p, "Awaited", "") for p in self._probe_specs()]
@@ -162,7 +172,9 @@ class Run:
                 self.write_result("Completed", "Fail", step, "CONTAINER_RUNTIME_ERROR")
                 self.engine_status("completed", "Skipped", "Fail")
                 return
-            failure = self.run_probes("SOT") or self.inject()
+            if self.experiment in ("node-drain", "pod-autoscaler") and not self.first_label:
+                raise RuntimeError("index out of range [0] with length 0 (litmus-go getAppDetails reads Labels[0])")
+            failure = self.run_probes("SOT", only_stopping=True) or self.inject()
             # An engine stopped from outside (engineState: stop) ends at once, as Litmus's abort does: no EOT probes.
             failure = failure or (None if self.stop.is_set() else self.run_probes("EOT"))
             if self.stop.is_set() and not self.probe_failure:
@@ -197,8 +209,9 @@ class Run:
         return self.stop.wait(max(0.0, seconds))
 
     def target_pods(self) -> list[Any]:
-        pods = retrying(self.runner.core.list_namespaced_pod, self.app_namespace, label_selector=self.app_label).items
-        return [p for p in pods if p.metadata.deletion_timestamp is None]
+        pods = retrying(self.runner.core.list_namespaced_pod, self.app_namespace).items
+        serialize = self.runner.core.api_client.sanitize_for_serialization
+        return [p for p in pods if p.metadata.deletion_timestamp is None and self.selection.matches(serialize(p))]
 
     def pod_delete(self, duration: float) -> None:
         interval = float(self.env.get("CHAOS_INTERVAL") or 10)
@@ -219,16 +232,20 @@ class Run:
                 return
 
     def pod_autoscaler(self, duration: float) -> None:
+        # litmus-go lists the workloads by the first label (their metadata labels) and scales every match.
         kind = SCALABLE.get(self.app_kind.lower(), "deployment")
-        name = self._workload_name()
+        listing = getattr(self.runner.apps, f"list_namespaced_{kind}")
         read = getattr(self.runner.apps, f"read_namespaced_{kind}_scale")
         patch = getattr(self.runner.apps, f"patch_namespaced_{kind}_scale")
-        original = read(name, self.app_namespace).spec.replicas
-        patch(name, self.app_namespace, {"spec": {"replicas": int(self.env.get("REPLICA_COUNT") or original + 1)}})
+        names = [w.metadata.name for w in listing(self.app_namespace, label_selector=self.first_label).items]
+        originals = {name: read(name, self.app_namespace).spec.replicas for name in names}
         try:
+            for name, original in originals.items():
+                patch(name, self.app_namespace, {"spec": {"replicas": int(self.env.get("REPLICA_COUNT") or original + 1)}})
             self.wait(duration)
         finally:
-            patch(name, self.app_namespace, {"spec": {"replicas": original}})
+            for name, original in originals.items():
+                patch(name, self.app_namespace, {"spec": {"replicas": original}})
 
     def node_drain(self, duration: float) -> None:
         node = self.env.get("TARGET_NODE") or next((p.spec.node_name for p in self.target_pods() if p.spec.node_name), None)
@@ -251,23 +268,16 @@ class Run:
         finally:
             self.runner.core.patch_node(node, {"spec": {"unschedulable": False}})
 
-    def _workload_name(self) -> str:
-        pods = self.target_pods()
-        for pod in pods:
-            for owner in pod.metadata.owner_references or []:
-                if owner.kind == "StatefulSet":
-                    return owner.name
-                if owner.kind == "ReplicaSet":
-                    return owner.name.rsplit("-", 1)[0]
-        return self.app_label.split("=", 1)[-1]
-
     # -- probes --------------------------------------------------------------------------------------------------
 
-    def run_probes(self, mode: str) -> str | None:
+    def run_probes(self, mode: str, only_stopping: bool = False) -> str | None:
+        """Judge the probes of a mode; with only_stopping, a failure counts only for probes with stopOnFailure."""
+        stopping = None
         for index, spec in enumerate(self._probe_specs()):
-            if spec.get("mode") == mode:
-                self._judge(index, spec)
-        return self.probe_failure
+            if spec.get("mode") == mode and not self._judge(index, spec):
+                if (spec.get("runProperties") or {}).get("stopOnFailure"):
+                    stopping = stopping or self.probe_failure
+        return stopping if only_stopping else self.probe_failure
 
     def continuous_probes(self, duration: float) -> None:
         end = time.monotonic() + duration
@@ -289,7 +299,7 @@ class Run:
             return True
         inputs = spec.get("promProbe/inputs") or {}
         comparator = inputs.get("comparator") or {}
-        query = (inputs.get("query") or "").replace('\\"', '"')
+        query = _as_sh_reads_it(inputs.get("query") or "")
         try:
             response = requests.get(f"{self.runner.prometheus_url}/api/v1/query", params={"query": query}, timeout=5)
             results = response.json()["data"]["result"]
@@ -304,6 +314,11 @@ class Run:
         if not ok and self.probe_failure is None:
             self.probe_failure = f"probe {spec['name']} failed: {description}"
         return ok
+
+
+def _as_sh_reads_it(text: str) -> str:
+    """The query as /bin/sh hands it to promql from inside double quotes: a backslash before $ ` " \\ is dropped."""
+    return re.sub(r'\\([$`"\\])', r"\1", text)
 
 
 def _seconds(text: str) -> float:
