@@ -394,3 +394,31 @@ def test_what_the_observability_stack_depends_on_is_never_targeted() -> None:
     topo = topology([grafana, prometheus, store], [edge(grafana, prometheus), edge(prometheus, store)])
     everything = ["backend", "cache", "database", "frontend", "other", "queue"]
     assert {e["target"]["name"] for e in plan(topo, count=10, target_tiers=everything)} == {"grafana"}
+
+
+def test_node_drain_names_the_workloads_on_the_drained_node_and_watches_their_callers() -> None:
+    # Issue 14 point 5: the drain evicts every pod on its node; the plan says whose, and their callers' errors abort.
+    risk = (("no-anti-affinity", "medium"),)
+    cart = workload("cart", replicas=2, risks=risk, runtime={"nodes": ["node-1", "node-2"]})
+    db = workload("db", kind="StatefulSet", replicas=1, tier="database", runtime={"nodes": ["node-1"]})
+    orders = workload("orders", replicas=2, runtime={"nodes": ["node-3", "node-2"]})
+    agent = workload("agent", kind="DaemonSet", replicas=1, runtime={"nodes": ["node-1", "node-2"]})
+    experiments = by_target(plan(topology([cart, db, orders, agent], [edge(orders, db)]), count=20))
+    drain = experiments[("cart", "node-drain")]
+    assert (drain["target"]["node"], drain["target"]["litmus_node"]) == ("node-1", "node-2")
+    assert f"{NS}/StatefulSet/db" in drain["blast_radius"]["description"]
+    assert "agent" not in drain["blast_radius"]["description"]  # a drain leaves DaemonSet pods in place
+    assert {f"{NS}/StatefulSet/db", f"{NS}/Deployment/orders"} <= set(drain["blast_radius"]["workloads"])
+    assert any("orders" in threshold["description"] for threshold in drain["abort_thresholds"])
+
+
+def test_faults_litmus_aims_by_one_label_need_a_label_unique_to_the_target() -> None:
+    risk = (("no-anti-affinity", "medium"),)
+    shared = {"app.kubernetes.io/part-of": "shop"}
+    web = workload("web", replicas=2, risks=risk, runtime={"nodes": ["node-1", "node-2"]})
+    web["selector"] = web["labels"] = {**shared, "app": "web"}
+    twin = workload("twin", replicas=2, risks=risk, runtime={"nodes": ["node-1", "node-2"]})
+    twin["selector"] = twin["labels"] = dict(shared)
+    experiments = by_target(plan(topology([web, twin]), count=20))
+    assert experiments[("web", "node-drain")]["target"]["label_selector"].startswith("app=web,")
+    assert ("twin", "node-drain") not in experiments  # its only label is shared: rule first-label-not-unique
