@@ -6,7 +6,10 @@ An abort threshold whose metric the cluster does not have can never fire: `... o
 series into a steady 0, so the value check alone would pass it. The inert check looks up every vector selector of
 every threshold query and refuses the experiment (an environment error) when a metric it reads has no series now.
 A metric counts as present when any of the query's selectors of it matches: the error selector of a ratio
-(code=~"5..", classification="failure") has no series until the first error, its total selector has.
+(code=~"5..", classification="failure") has no series until the first error, its total selector has. A threshold
+that lists its `series` (chaos-suggest writes them) is checked on exactly those, each of which must be a selector
+of its query and match series now: servicegraph's errors are a metric of their own, with no series before the
+first failure.
 """
 
 from __future__ import annotations
@@ -100,13 +103,19 @@ def _inert_thresholds(engine: core.Engine, metrics: MetricsReader, allowed: bool
             selectors = vector_selectors(threshold.query)
         except ValueError:
             continue
+        listed = [_canonical(s) for s in threshold.series]
+        required = [[s] for s in listed] or list(selectors.values())
+        name = f"{INERT_CHECK_PREFIX}{threshold.name}"
+        foreign = [s for s, text in zip(threshold.series, listed) if not any(text in of for of in selectors.values())]
+        if foreign:
+            found.append((name, False, f"threshold {threshold.name} lists series its query does not read: {foreign[0]}"))
+            continue
         try:
-            missing = next((of[-1] for of in selectors.values() if not any(present(s) for s in reversed(of))), None)
+            missing = next((of[-1] for of in required if not any(present(s) for s in reversed(of))), None)
         except PrometheusQueryRejected:
             continue
         except PrometheusUnreachable as e:
             return found + [("prometheus", False, str(e))]
-        name = f"{INERT_CHECK_PREFIX}{threshold.name}"
         if missing is None:
             found.append((name, True, f"every metric it reads has series now: {', '.join(selectors)}"))
             continue
@@ -118,6 +127,15 @@ def _inert_thresholds(engine: core.Engine, metrics: MetricsReader, allowed: bool
             log.error(message)
             found.append((name, False, message))
     return found
+
+
+def _canonical(selector: str) -> str:
+    """A listed series as vector_selectors writes the query's (quotes and spacing normalised); as given when it
+    does not parse, so that it matches none of them."""
+    try:
+        return str(promql_parser.parse(selector))
+    except ValueError:
+        return selector
 
 
 def _conditions(engine: core.Engine, metrics: MetricsReader | None) -> list[Check]:
