@@ -44,7 +44,7 @@ def test_a_deleted_workload_drops_its_series() -> None:
 def test_replica_gauges_answer_the_planners_queries() -> None:
     """Names and labels as chaos_suggest.promql.ready_replicas selects them, one series per workload."""
     for kind, (_, metric, label, _) in REPLICA_GAUGES.items():
-        assert f'{metric}{{namespace="shop",{label}="api"}}' in promql.ready_replicas("shop", kind, "api")
+        assert promql.ready_replicas("shop", kind, "api").series == (f"{metric}{{namespace='shop',{label}='api'}}",)
     assert set(REPLICA_GAUGES) == set(promql.READY_REPLICA_KINDS)
 
 
