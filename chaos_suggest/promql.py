@@ -174,6 +174,20 @@ def ready_replicas(namespace: str, kind: str, name: str) -> Signal:
     return Signal(f"max({replicas}) or vector(0)", (replicas,))
 
 
+def family_of(metric: str) -> str | None:
+    """The telemetry family a metric name belongs to (None: kube-state-metrics or anything else); the LLM guard
+    rejects a query on a family the Topology's telemetry did not find."""
+    if metric.startswith("istio_"):
+        return "istio"
+    if metric in ("request_total", "response_total", "tcp_open_total", "tcp_close_total") or metric.startswith("response_latency_ms"):
+        return "linkerd"
+    if "traces_service_graph_" in metric:
+        return "servicegraph"
+    if metric == "http_requests_total" or metric.startswith("http_request_duration_seconds"):
+        return "app"
+    return None
+
+
 def servicegraph_prefix(metric_names: list[str]) -> str:
     """The exporter namespace in front of the servicegraph names the Topology recorded ("" for none)."""
     found = [name[: -len(SERVICEGRAPH_REQUESTS)] for name in metric_names if name.endswith(SERVICEGRAPH_REQUESTS)]

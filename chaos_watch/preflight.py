@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import promql_parser
@@ -28,6 +27,7 @@ from chaos_watch.engine import Check, EngineBackend
 from chaos_watch.metrics import MetricsReader, number
 from chaos_watch.target import readiness_check
 from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
+from chaosgen.promql import vector_selectors
 
 # Checks of ours whose failure is the environment's fault, beside the backend's environment_checks.
 ENVIRONMENT_CHECKS = frozenset({"prometheus"})
@@ -56,37 +56,6 @@ def checks(engine: core.Engine, support_names: set[tuple[str, str | None, str]],
 
 def is_environment_check(name: str, backend: EngineBackend) -> bool:
     return name in ENVIRONMENT_CHECKS or name.startswith(INERT_CHECK_PREFIX) or name in backend.environment_checks
-
-
-def vector_selectors(promql: str) -> dict[str, list[str]]:
-    """The vector selectors of a query by metric name, in order and once each: {"istio_requests_total":
-    ['istio_requests_total{reporter="source",...}', ...]}. Raises ValueError when the query does not parse."""
-    found: dict[str, list[str]] = {}
-    for selector in _selectors(promql_parser.parse(promql)):
-        text = str(selector)
-        metric = selector.name or text
-        if text not in found.setdefault(metric, []):
-            found[metric].append(text)
-    return found
-
-
-def _selectors(expr: Any) -> Iterator[Any]:
-    if isinstance(expr, promql_parser.VectorSelector):
-        yield expr
-    elif isinstance(expr, promql_parser.MatrixSelector):
-        yield expr.vector_selector
-    elif isinstance(expr, promql_parser.BinaryExpr):
-        yield from _selectors(expr.lhs)
-        yield from _selectors(expr.rhs)
-    elif isinstance(expr, promql_parser.Call):
-        for argument in expr.args:
-            yield from _selectors(argument)
-    elif isinstance(expr, promql_parser.AggregateExpr):
-        yield from _selectors(expr.expr)
-        if expr.param is not None:
-            yield from _selectors(expr.param)
-    elif isinstance(expr, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
-        yield from _selectors(expr.expr)
 
 
 def _inert_thresholds(engine: core.Engine, metrics: MetricsReader, allowed: bool) -> list[Check]:

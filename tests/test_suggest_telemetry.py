@@ -10,9 +10,13 @@ import subprocess
 from typing import Any
 
 import pytest
+from fakes import answers
 from test_suggest_planner import edge, plan, topology, workload
 
 from chaos_suggest import promql
+from chaos_suggest.llm.guard import Guard, answer_schema
+from chaos_suggest.llm.prompt import PromptBuilder
+from chaosgen.policy import load_policy
 from chaosgen.schemas import validate
 
 ISTIO_REQUESTS = "istio_requests_total"
@@ -123,3 +127,41 @@ def test_every_family_writes_nan_safe_single_quoted_queries(family: str) -> None
         assert signal.query.startswith("((") and signal.query.endswith(") >= 0) or vector(0)")
         assert '"' not in signal.query
         assert all(series in signal.query for series in signal.series)
+
+
+def istio_topology() -> dict[str, Any]:
+    """The guard's fixture Topology as chaos-inventory --prometheus-url writes it for an Istio-only mesh."""
+    doc = answers.topology()
+    doc["telemetry"] = {"window": "1h", "families": {"istio": {"metrics": [ISTIO_REQUESTS]}}, "queries": 3}
+    for w in doc["workloads"]:
+        w["telemetry"] = ["istio"]
+    validate(doc, "Topology", "test")
+    return doc
+
+
+def test_the_guard_rejects_a_threshold_on_a_family_the_telemetry_did_not_find() -> None:
+    verdict = Guard(istio_topology(), load_policy(None), "llm:openai/test").check([answers.postgres_pod_delete()])
+    assert [p.rule for r in verdict.rejected for p in r.problems] == ["metric-not-in-telemetry"]
+    assert verdict.rejected[0].problems[0].message.startswith(
+        "abort_thresholds[0] reads http_requests_total (app), which the Topology's telemetry did not find in Prometheus "
+        "(it has: istio)")
+
+
+def test_the_guard_accepts_the_family_that_exists_and_any_query_without_telemetry() -> None:
+    on_istio = answers.postgres_pod_delete()
+    on_istio["abort_thresholds"][0]["query"] = (
+        "sum(rate(istio_requests_total{reporter='source',source_workload='api',destination_workload='postgres',"
+        "response_code=~'5..'}[1m])) / sum(rate(istio_requests_total{reporter='source',source_workload='api',"
+        "destination_workload='postgres'}[1m]))")
+    assert Guard(istio_topology(), load_policy(None), "llm:openai/test").check([on_istio]).clean
+    assert Guard(answers.topology(), load_policy(None), "llm:openai/test").check([answers.postgres_pod_delete()]).clean
+
+
+def test_the_prompt_lists_each_workloads_families_and_the_traffic_evidence() -> None:
+    doc = istio_topology()
+    for dependency in doc["dependencies"]:
+        dependency["evidence"] = [f"spec.env[X{n}]" for n in range(6)] + [observed("istio", ISTIO_REQUESTS, 42)]
+    prompt = PromptBuilder(doc, load_policy(None), 3, answer_schema(3)).build()
+    assert '"telemetry":["istio"]' in prompt.user
+    assert "observed: 42 requests" in prompt.user
+    assert "metric families found in Prometheus: istio" in prompt.user
