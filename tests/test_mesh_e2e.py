@@ -22,6 +22,7 @@ import pytest
 
 from chaos_suggest import promql
 from conftest import run
+from test_e2e_pipeline import SHORTEN as E2E_SHORTEN
 from tests.sandbox import prometheus as prom
 from tests.sandbox import watch_app
 from tests.sandbox.litmus_runner import LitmusRunner
@@ -33,19 +34,25 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.prometheus, pytest.mark.slow]
 
 NAMESPACE = "mesh-istio"
 WEB, API, DB = (f"{NAMESPACE}/{kind}/{name}" for name, (kind, _, _) in watch_app.WORKLOADS.items())
-SHORTEN = " | ".join([
-    '.experiments[].parameters.duration = "10s"',
-    '(.experiments[].parameters | select(has("interval")) | .interval) = "2s"',
-    '(.experiments[].abort_thresholds[] | select(.name | endswith("-error-rate")) | .for) = "0s"',
-    '(.experiments[] | .abort_thresholds[], .steady_state[] | select(has("query")) | .query) |= gsub("\\\\[1m\\\\]"; "[15s]")',
-])
+# The e2e pipeline's shortening, and the replica threshold's wait within the shortened chaos.
+SHORTEN = E2E_SHORTEN + ' | (.experiments[].abort_thresholds[] | select(.name | endswith("-replicas-unavailable")) | .for) = "10s"'
 
 
 def manifests() -> list[dict]:
     """watch_app's web -> api -> db, configured as the code is not: web names api and db (DB_HOST, never used),
-    api names nothing (it finds db at run time)."""
+    api names nothing (it finds db at run time). db keeps its data on a PersistentVolume (made here, bound to its
+    claim), so that the planner may delete its pod."""
     objects = watch_app.manifests(NAMESPACE, ready_delay=1.0)
+    claim = {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                                                    "resources": {"requests": {"storage": "1Gi"}}}}
+    objects.append({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"sandbox-pv-{NAMESPACE}"},
+                    "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                             "claimRef": {"namespace": NAMESPACE, "name": "data-db-0"},
+                             "hostPath": {"path": f"/tmp/sandbox-pv-{NAMESPACE}"}}})
     for obj in objects:
+        if obj["kind"] == "StatefulSet":
+            obj["spec"]["volumeClaimTemplates"] = [claim]
+            obj["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
         if obj["kind"] == "Deployment" and obj["metadata"]["name"] == "web":
             obj["spec"]["template"]["spec"]["containers"][0]["env"] = [
                 {"name": "API_URL", "value": "http://api:80"}, {"name": "DB_HOST", "value": "db"}]
@@ -90,6 +97,7 @@ def mesh(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         prometheus.stop()
         sim.close()
         sandbox.run_kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+        sandbox.run_kubectl("delete", "persistentvolume", f"sandbox-pv-{NAMESPACE}", "--wait=false", check=False)
         sandbox.run_kubectl("delete", "clusterroles,clusterrolebindings", "-l", "app.kubernetes.io/managed-by=chaosgen",
                             check=False)
 
@@ -115,7 +123,7 @@ def test_live_inventory_finds_the_code_only_edge_and_demotes_the_idle_one(mesh: 
 def plan(mesh: Mesh) -> Path:
     path = mesh.tmp / "plan.json"
     result = mesh.shell(f"chaos-inventory -n {NAMESPACE} --prometheus-url {mesh.prometheus.url} --telemetry-window 10m"
-                        f" | chaos-suggest -n 3 | jq {shlex.quote(SHORTEN)} > {path}")
+                        f" | chaos-suggest -n 10 | jq {shlex.quote(SHORTEN)} > {path}")
     assert result.returncode == 0, result.stderr
     return path
 
