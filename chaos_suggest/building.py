@@ -80,9 +80,10 @@ def watches(index: TopologyIndex, target_id: str) -> tuple[list[Watch], list[dic
     could never fire."""
     callers = index.direct_callers(target_id)[:WATCHED_CALLERS]
     ids = callers or ([target_id] if target_id in index.served else [])
-    watched, unwatched = [], []
+    watched: list[Watch] = []
+    unwatched: list[dict[str, Any]] = []
     for watched_id in ids:
-        family = "app"
+        family: str | None = "app"
         if index.telemetry is not None:
             observed = index.observed_families(watched_id, target_id)
             edge = [f for f in promql.EDGE_FAMILIES if f in observed]

@@ -52,7 +52,7 @@ class TopologyIndex:
 
     def families(self, workload_id: str) -> list[str]:
         """The metric families whose series name this workload (empty without telemetry)."""
-        return self.workloads[workload_id].get("telemetry", [])
+        return list(self.workloads[workload_id].get("telemetry", []))
 
     def observed_families(self, caller: str, callee: str) -> set[str]:
         """The families whose traffic evidence shows caller -> callee carrying requests in the telemetry window."""

@@ -75,7 +75,7 @@ def _inert_thresholds(engine: core.Engine, metrics: MetricsReader, allowed: bool
         listed = [_canonical(s) for s in threshold.series]
         required = [[s] for s in listed] or list(selectors.values())
         name = f"{INERT_CHECK_PREFIX}{threshold.name}"
-        foreign = [s for s, text in zip(threshold.series, listed) if not any(text in of for of in selectors.values())]
+        foreign = [s for s, text in zip(threshold.series, listed, strict=True) if not any(text in of for of in selectors.values())]
         if foreign:
             found.append((name, False, f"threshold {threshold.name} lists series its query does not read: {foreign[0]}"))
             continue

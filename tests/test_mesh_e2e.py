@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from test_e2e_pipeline import SHORTEN as E2E_SHORTEN
 
 from chaos_suggest import promql
 from conftest import run
-from test_e2e_pipeline import SHORTEN as E2E_SHORTEN
 from tests.sandbox import prometheus as prom
 from tests.sandbox import watch_app
 from tests.sandbox.litmus_runner import LitmusRunner

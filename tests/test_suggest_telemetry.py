@@ -10,7 +10,6 @@ import subprocess
 from typing import Any
 
 import pytest
-from fakes import answers
 from test_suggest_planner import edge, plan, topology, workload
 
 from chaos_suggest import promql
@@ -18,6 +17,7 @@ from chaos_suggest.llm.guard import Guard, answer_schema
 from chaos_suggest.llm.prompt import PromptBuilder
 from chaosgen.policy import load_policy
 from chaosgen.schemas import validate
+from fakes import answers
 
 ISTIO_REQUESTS = "istio_requests_total"
 

@@ -206,7 +206,7 @@ class Metrics:
             for (name, labels), buckets in sorted(self.histograms.items()):
                 if name == metric:
                     bounds = [f"{bound / unit:g}" for bound in BUCKETS] + ["+Inf"]
-                    lines += [f'{metric}{{{_labels(labels)},le="{bound}"}} {value:g}' for bound, value in zip(bounds, buckets)]
+                    lines += [f'{metric}{{{_labels(labels)},le="{bound}"}} {value:g}' for bound, value in zip(bounds, buckets, strict=True)]
         return lines
 
     def render(self) -> str:
