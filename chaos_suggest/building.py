@@ -32,7 +32,8 @@ class Shape:
     requested_percent: int
     actual_percent: int
     callers: list[str]
-    watched: list[dict[str, Any]]
+    watched: list[Watch]
+    unwatched: list[dict[str, Any]]  # callers (or the target) whose requests no metric family measures
     colocated: list[str]  # node-drain: the other workloads with a pod on the drained node
 
 
@@ -58,22 +59,75 @@ def _shape(index: TopologyIndex, candidate: Candidate, fault: Fault, policy: dic
         affected = replicas if requested == 100 else 0 if requested == 0 else max(1, replicas * requested // 100)
     actual = -(-affected * 100 // replicas)
     callers = index.direct_callers(candidate.workload_id)[:WATCHED_CALLERS]
-    watched_ids = callers or ([candidate.workload_id] if candidate.workload_id in index.served else [])
+    pairs = _watched_pairs(index, candidate.workload_id)
     colocated: list[str] = []
     if fault.family is Family.NODE:
         # The drain evicts their pods too: their callers are watched as well, so that their errors abort the run
         # and are not blamed on the target.
         colocated = [wid for wid in index.on_node(_drained_node(workload)) if wid != candidate.workload_id]
-        their_callers = [caller for wid in colocated for caller in index.direct_callers(wid)]
-        watched_ids = list(dict.fromkeys([*watched_ids, *their_callers]))[:len(watched_ids) + WATCHED_CALLERS]
-    watched = [index.workloads[wid] for wid in watched_ids]
-    return Shape(workload, replicas, affected, requested, actual, callers, watched, colocated)
+        seen = {caller for caller, _ in pairs}
+        for wid in colocated:
+            for caller in index.direct_callers(wid):
+                if caller not in seen and len(pairs) < len(callers) + WATCHED_CALLERS:
+                    seen.add(caller)
+                    pairs.append((caller, wid))
+    watched, unwatched = watches(index, pairs)
+    return Shape(workload, replicas, affected, requested, actual, callers, watched, unwatched, colocated)
 
 
 def _drained_node(workload: dict[str, Any]) -> str:
     """The node a node-drain empties: the first of the target's nodes (the planner drains only targets seen on
     two nodes or more, so the second one is left for Litmus's own pods)."""
     return sorted(workload.get("runtime", {}).get("nodes") or [""])[0]
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A workload whose requests an experiment watches, and the metric family that measures them."""
+
+    workload: dict[str, Any]
+    family: str
+    callee: dict[str, Any]  # whose calls are watched: the target, or for a node-drain a workload evicted with it
+
+
+def _watched_pairs(index: TopologyIndex, target_id: str) -> list[tuple[str, str]]:
+    """(watched, callee) pairs: the target's first callers, or the target itself when it has none but serves."""
+    callers = index.direct_callers(target_id)[:WATCHED_CALLERS]
+    return [(watched_id, target_id) for watched_id in callers or ([target_id] if target_id in index.served else [])]
+
+
+def watches(index: TopologyIndex, pairs: list[tuple[str, str]]) -> tuple[list[Watch], list[dict[str, Any]]]:
+    """(watched, unwatched): each watched workload with the family that measures its calls to its callee;
+    unwatched are those no family covers.
+
+    Without telemetry in the Topology every one is watched through the app convention, as it always was. With it,
+    an edge family (Istio, Linkerd, servicegraph) is used where it showed traffic on caller -> callee, else the app
+    convention where its series name the watched workload, else nothing: a threshold on series that do not exist
+    could never fire."""
+    watched: list[Watch] = []
+    unwatched: list[dict[str, Any]] = []
+    for watched_id, callee_id in pairs:
+        family: str | None = "app"
+        if index.telemetry is not None:
+            observed = index.observed_families(watched_id, callee_id)
+            edge = [f for f in promql.EDGE_FAMILIES if f in observed]
+            family = edge[0] if edge else "app" if "app" in index.families(watched_id) else None
+        if family is None:
+            unwatched.append(index.workloads[watched_id])
+        else:
+            watched.append(Watch(index.workloads[watched_id], family, index.workloads[callee_id]))
+    return watched, unwatched
+
+
+def telemetry_gap(index: TopologyIndex, target_id: str) -> str | None:
+    """The rationale's (and the planner's warning's) sentence on whose requests no telemetry measures, or None."""
+    _, unwatched = watches(index, _watched_pairs(index, target_id))
+    if not unwatched:
+        return None
+    names = ", ".join(w["id"] for w in unwatched)
+    families = ", ".join(sorted((index.telemetry or {}).get("families", {}))) or "none"
+    return (f"No request telemetry measures {names} (families in Prometheus: {families}): its requests have no "
+            f"abort threshold and {target_id} is watched through its replicas only.")
 
 
 def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +141,7 @@ def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[st
     parameters = _parameters(fault, shape, duration, text)
     total_loss = fault.takes_pods_away and shape.actual_percent == 100
     facts = _facts(shape, duration, recovery, parameters)
+    gap = telemetry_gap(index, workload["id"])
     experiment = {
         "title": text.title.format(**facts),
         "hypothesis": text.hypothesis.format(**facts) + _error_clause(shape),
@@ -95,11 +150,11 @@ def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[st
         "fault": {"type": fault.name},
         "parameters": parameters,
         "blast_radius": _blast_radius(index, shape, fault),
-        "abort_thresholds": _abort_thresholds(shape, fault, recovery, total_loss, duration),
-        "steady_state": _steady_state(shape),
+        "abort_thresholds": _abort_thresholds(index, shape, fault, recovery, total_loss, duration),
+        "steady_state": _steady_state(index, shape),
         "expected_recovery_seconds": recovery,
         "rationale": {
-            "summary": text.summary.format(**facts),
+            "summary": text.summary.format(**facts) + (f" {gap}" if gap else ""),
             "risks": candidate.risks,
             "dependencies": [f"{caller} -> {workload['id']}" for caller in index.direct_callers(workload["id"])[:CITED_EDGES]],
             "criticality": workload["criticality"]["score"],
@@ -295,8 +350,8 @@ def _min_available(shape: Shape) -> int:
 def _error_clause(shape: Shape) -> str:
     """The end of every hypothesis: whose error rate stays below the limit, or just the full stop."""
     limit = f"{promql.ERROR_RATE_LIMIT:.0%}"
-    if shape.callers:
-        names = ", ".join(w["name"] for w in shape.watched)
+    if shape.callers and shape.watched:
+        names = ", ".join(w.workload["name"] for w in shape.watched)
         return f", and the error rate of its callers {names} stays below {limit}."
     if shape.watched:
         return f", and its own error rate stays below {limit}."
@@ -355,36 +410,54 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name).strip("-")
 
 
-def _abort_thresholds(shape: Shape, fault: Fault, recovery: int, total_loss: bool, duration: int) -> list[dict[str, Any]]:
+def _peer(workload: dict[str, Any]) -> promql.Peer:
+    # servicegraph's service.name as chaos-inventory matches it when the pod spec sets no OTEL_SERVICE_NAME.
+    service = workload["labels"].get("app.kubernetes.io/name") or workload["name"]
+    return promql.Peer(workload["namespace"], workload["kind"], workload["name"], service)
+
+
+def _signals(index: TopologyIndex, shape: Shape, watch: Watch, latency: bool) -> list[tuple[str, str, promql.Signal]]:
+    """(name suffix, what it measures, signal) of one watched workload: its error rate, and p99 when latency."""
+    watched, target = _peer(watch.workload), _peer(watch.callee)
+    prefix = promql.servicegraph_prefix(((index.telemetry or {}).get("families", {}).get("servicegraph") or {}).get("metrics", []))
+    if watch.family == "app":
+        whose = f"of {watch.workload['id']}"
+    else:
+        whose = f"of the calls {watch.workload['id']} -> {watch.callee['id']} ({watch.family})"
+    found = [("error-rate", f"share of 5xx responses {whose}", promql.error_rate(watch.family, watched, target, prefix))]
+    if latency:
+        found.append(("p99-latency", f"p99 request duration {whose} in seconds",
+                      promql.p99_latency(watch.family, watched, target, prefix)))
+    return found
+
+
+def _abort_thresholds(index: TopologyIndex, shape: Shape, fault: Fault, recovery: int, total_loss: bool,
+                      duration: int) -> list[dict[str, Any]]:
     workload = shape.workload
     # A promProbe watches only while the chaos lasts: a longer window could never abort (the policy's rule).
     window = int(abort_window_limit(format_duration(duration)))
+    limits = {"error-rate": promql.ERROR_RATE_LIMIT, "p99-latency": promql.P99_LATENCY_LIMIT_SECONDS}
     thresholds = []
-    for watched in shape.watched:
-        namespace, name = watched["namespace"], watched["name"]
-        thresholds.append({
-            "name": f"{_slug(name)}-error-rate",
-            "description": f"share of 5xx responses of {watched['id']}",
-            "query": promql.error_rate(namespace, name),
-            "operator": ">",
-            "value": promql.ERROR_RATE_LIMIT,
-            "for": format_duration(min(30, window)),
-        })
-        if fault.accepts("latency_ms"):  # a fault that adds latency is also judged by its callers' p99 latency
+    for watch in shape.watched:
+        # A fault that adds latency is also judged by its callers' p99 latency.
+        for suffix, description, signal in _signals(index, shape, watch, fault.accepts("latency_ms")):
             thresholds.append({
-                "name": f"{_slug(name)}-p99-latency",
-                "description": f"p99 request duration of {watched['id']} in seconds",
-                "query": promql.p99_latency(namespace, name),
+                "name": f"{_slug(watch.workload['name'])}-{suffix}",
+                "description": description,
+                "query": signal.query,
+                "series": list(signal.series),
                 "operator": ">",
-                "value": promql.P99_LATENCY_LIMIT_SECONDS,
+                "value": limits[suffix],
                 "for": format_duration(min(30, window)),
             })
     # A total loss is expected to leave no replica for a while; only not coming back in time is a breach.
     floor, grace = (1, recovery + 30) if total_loss else (_min_available(shape), 30)
+    replicas = promql.ready_replicas(workload["namespace"], workload["kind"], workload["name"])
     thresholds.append({
         "name": f"{_slug(workload['name'])}-replicas-unavailable",
         "description": f"ready replicas of {workload['id']} (kube-state-metrics)",
-        "query": promql.ready_replicas(workload["namespace"], workload["kind"], workload["name"]),
+        "query": replicas.query,
+        "series": list(replicas.series),
         "operator": "<",
         "value": floor,
         "for": format_duration(min(grace, window)),
@@ -403,7 +476,7 @@ def _unique_names(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return checks
 
 
-def _steady_state(shape: Shape) -> list[dict[str, Any]]:
+def _steady_state(index: TopologyIndex, shape: Shape) -> list[dict[str, Any]]:
     workload = shape.workload
     checks: list[dict[str, Any]] = [
         {
@@ -417,16 +490,17 @@ def _steady_state(shape: Shape) -> list[dict[str, Any]]:
         {
             "name": f"{_slug(workload['name'])}-replicas-ready",
             "type": "prometheus",
-            "query": promql.ready_replicas(workload["namespace"], workload["kind"], workload["name"]),
+            "query": promql.ready_replicas(workload["namespace"], workload["kind"], workload["name"]).query,
             "operator": ">=",
             "value": shape.replicas,
         },
     ]
-    for watched in shape.watched:
+    for watch in shape.watched:
+        _, _, signal = _signals(index, shape, watch, latency=False)[0]
         checks.append({
-            "name": f"{_slug(watched['name'])}-error-rate-normal",
+            "name": f"{_slug(watch.workload['name'])}-error-rate-normal",
             "type": "prometheus",
-            "query": promql.error_rate(watched["namespace"], watched["name"]),
+            "query": signal.query,
             "operator": "<",
             "value": promql.ERROR_RATE_LIMIT,
         })

@@ -34,7 +34,7 @@ import heapq
 import logging
 from typing import Any
 
-from chaos_suggest.building import build_experiment
+from chaos_suggest.building import build_experiment, telemetry_gap
 from chaos_suggest.topology import TopologyIndex
 from chaos_suggest.weaknesses import FAMILIES, Candidate, candidates
 from chaosgen.policy import violations
@@ -73,6 +73,9 @@ def select(index: TopologyIndex, policy: dict[str, Any], count: int) -> list[dic
             log.info("skipping %s on %s: policy rule %s: %s", fault, candidate.workload_id, rule, message)
             continue
         experiment["rationale"]["summary"] += " " + _why_chosen(candidate, picks.get(family, 0), per_family[family])
+        gap = telemetry_gap(index, candidate.workload_id)
+        if gap:
+            log.warning("%s on %s: %s", fault, candidate.workload_id, gap)
         chosen.append(experiment)
         for key in (candidate.workload_id, fault, family):
             picks[key] = picks.get(key, 0) + 1

@@ -26,6 +26,8 @@ class TopologyIndex:
         self.callers = {callee: list(dict.fromkeys(e["from"] for e in edges)) for callee, edges in self.edges_into.items()}
         self.served = {wid for service in topology["services"] for wid in service["selects"]}
         self._upstream: dict[str, list[str]] = {}
+        # chaos-inventory --prometheus-url's record; None for a Topology read from configuration only.
+        self.telemetry: dict[str, Any] | None = topology.get("telemetry")
         self.watchers_need = self._needed_by_watchers(topology["dependencies"])
 
     def _needed_by_watchers(self, dependencies: list[dict[str, Any]]) -> dict[str, str]:
@@ -53,6 +55,17 @@ class TopologyIndex:
 
     def criticality(self, workload_id: str) -> int:
         return self.workloads[workload_id]["criticality"]["score"]
+
+    def families(self, workload_id: str) -> list[str]:
+        """The metric families whose series name this workload (empty without telemetry)."""
+        return list(self.workloads[workload_id].get("telemetry", []))
+
+    def observed_families(self, caller: str, callee: str) -> set[str]:
+        """The families whose traffic evidence shows caller -> callee carrying requests in the telemetry window."""
+        return {
+            evidence["source"] for edge in self.edges_into.get(callee, []) if edge["from"] == caller
+            for evidence in edge["evidence"] if isinstance(evidence, dict) and evidence["requests"] > 0
+        }
 
     def direct_callers(self, workload_id: str) -> list[str]:
         """Workloads that call this one, most critical first (each once)."""

@@ -39,11 +39,12 @@ class Threshold:
     value: float
     for_seconds: float
     for_text: str
+    series: tuple[str, ...] = ()  # the selectors the plan says must have series (empty: preflight derives them)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Threshold:
         return cls(data["name"], data["query"], data["operator"], float(data["value"]),
-                   parse_duration(data["for"]), data["for"])
+                   parse_duration(data["for"]), data["for"], tuple(data.get("series", ())))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ An abort threshold whose metric the cluster does not have can never fire: `... o
 series into a steady 0, so the value check alone would pass it. The inert check looks up every vector selector of
 every threshold query and refuses the experiment (an environment error) when a metric it reads has no series now.
 A metric counts as present when any of the query's selectors of it matches: the error selector of a ratio
-(code=~"5..", classification="failure") has no series until the first error, its total selector has.
+(code=~"5..", classification="failure") has no series until the first error, its total selector has. A threshold
+that lists its `series` (chaos-suggest writes them) is checked on exactly those, each of which must be a selector
+of its query and match series now: servicegraph's errors are a metric of their own, with no series before the
+first failure.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import promql_parser
@@ -25,6 +27,7 @@ from chaos_watch.engine import Check, EngineBackend
 from chaos_watch.metrics import MetricsReader, number
 from chaos_watch.target import readiness_check
 from chaosgen.errors import PrometheusQueryRejected, PrometheusUnreachable
+from chaosgen.promql import vector_selectors
 
 # Checks of ours whose failure is the environment's fault, beside the backend's environment_checks.
 ENVIRONMENT_CHECKS = frozenset({"prometheus"})
@@ -55,37 +58,6 @@ def is_environment_check(name: str, backend: EngineBackend) -> bool:
     return name in ENVIRONMENT_CHECKS or name.startswith(INERT_CHECK_PREFIX) or name in backend.environment_checks
 
 
-def vector_selectors(promql: str) -> dict[str, list[str]]:
-    """The vector selectors of a query by metric name, in order and once each: {"istio_requests_total":
-    ['istio_requests_total{reporter="source",...}', ...]}. Raises ValueError when the query does not parse."""
-    found: dict[str, list[str]] = {}
-    for selector in _selectors(promql_parser.parse(promql)):
-        text = str(selector)
-        metric = selector.name or text
-        if text not in found.setdefault(metric, []):
-            found[metric].append(text)
-    return found
-
-
-def _selectors(expr: Any) -> Iterator[Any]:
-    if isinstance(expr, promql_parser.VectorSelector):
-        yield expr
-    elif isinstance(expr, promql_parser.MatrixSelector):
-        yield expr.vector_selector
-    elif isinstance(expr, promql_parser.BinaryExpr):
-        yield from _selectors(expr.lhs)
-        yield from _selectors(expr.rhs)
-    elif isinstance(expr, promql_parser.Call):
-        for argument in expr.args:
-            yield from _selectors(argument)
-    elif isinstance(expr, promql_parser.AggregateExpr):
-        yield from _selectors(expr.expr)
-        if expr.param is not None:
-            yield from _selectors(expr.param)
-    elif isinstance(expr, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
-        yield from _selectors(expr.expr)
-
-
 def _inert_thresholds(engine: core.Engine, metrics: MetricsReader, allowed: bool) -> list[Check]:
     """One check per abort threshold: each of its selectors matches a series now. A query that does not parse or
     that Prometheus rejects is left to the value check, which skips the experiment with the reason."""
@@ -100,13 +72,19 @@ def _inert_thresholds(engine: core.Engine, metrics: MetricsReader, allowed: bool
             selectors = vector_selectors(threshold.query)
         except ValueError:
             continue
+        listed = [_canonical(s) for s in threshold.series]
+        required = [[s] for s in listed] or list(selectors.values())
+        name = f"{INERT_CHECK_PREFIX}{threshold.name}"
+        foreign = [s for s, text in zip(threshold.series, listed, strict=True) if not any(text in of for of in selectors.values())]
+        if foreign:
+            found.append((name, False, f"threshold {threshold.name} lists series its query does not read: {foreign[0]}"))
+            continue
         try:
-            missing = next((of[-1] for of in selectors.values() if not any(present(s) for s in reversed(of))), None)
+            missing = next((of[-1] for of in required if not any(present(s) for s in reversed(of))), None)
         except PrometheusQueryRejected:
             continue
         except PrometheusUnreachable as e:
             return found + [("prometheus", False, str(e))]
-        name = f"{INERT_CHECK_PREFIX}{threshold.name}"
         if missing is None:
             found.append((name, True, f"every metric it reads has series now: {', '.join(selectors)}"))
             continue
@@ -118,6 +96,15 @@ def _inert_thresholds(engine: core.Engine, metrics: MetricsReader, allowed: bool
             log.error(message)
             found.append((name, False, message))
     return found
+
+
+def _canonical(selector: str) -> str:
+    """A listed series as vector_selectors writes the query's (quotes and spacing normalised); as given when it
+    does not parse, so that it matches none of them."""
+    try:
+        return str(promql_parser.parse(selector))
+    except ValueError:
+        return selector
 
 
 def _conditions(engine: core.Engine, metrics: MetricsReader | None) -> list[Check]:

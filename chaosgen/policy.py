@@ -308,7 +308,8 @@ def degradation_violations(experiment: dict[str, Any], policy: dict[str, Any]) -
     if _whole_single_replica_degraded(fault, blast, policy) and blast.get("pods_affected_percent") == 100:
         callers = [w.rpartition("/")[2] for w in blast.get("workloads", []) if w != target]
         queries = " ".join(str(t.get("query", "")) for t in experiment.get("abort_thresholds", []))
-        if callers and not any(f'"{name}"' in queries for name in callers):
+        # A caller's name as a label value, in either of PromQL's string quotes.
+        if callers and not any(f'"{name}"' in queries or f"'{name}'" in queries for name in callers):
             found.append(("degradation-unwatched", f"{fault} on every pod of {target} needs an abort threshold on "
                                                    f"one of its callers {', '.join(callers[:3])}"))
     return found

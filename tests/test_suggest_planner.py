@@ -81,7 +81,7 @@ def test_single_replica_database_gets_pod_delete_first_with_its_callers_error_ra
     assert first["blast_radius"]["workloads"] == ["shop/StatefulSet/postgres", "shop/Deployment/api", "shop/Deployment/frontend"]
     names = [t["name"] for t in first["abort_thresholds"]]
     assert names == ["api-error-rate", "postgres-replicas-unavailable"]
-    assert 'service="api",code=~"5.."' in first["abort_thresholds"][0]["query"]
+    assert "service='api',code=~'5..'" in first["abort_thresholds"][0]["query"]
     assert first["rationale"]["risks"] == ["single-replica"]
     assert first["rationale"]["dependencies"] == ["shop/Deployment/api -> shop/StatefulSet/postgres"]
 
@@ -131,7 +131,8 @@ def test_dependency_gets_latency_on_the_callee_with_a_latency_threshold_on_the_c
     web = workload("web", replicas=2, labels={"app.kubernetes.io/name": "website"}, selector={"app": "web"})  # name wins
     latency = by_target(plan(topology([api, web], [edge(web, api)]), count=20))[("api", "pod-network-latency")]
     thresholds = {t["name"]: t for t in latency["abort_thresholds"]}
-    assert thresholds["web-p99-latency"]["query"] == promql.p99_latency(NS, "web")
+    web_peer, api_peer = promql.Peer(NS, "Deployment", "web", "website"), promql.Peer(NS, "Deployment", "api", "api")
+    assert thresholds["web-p99-latency"]["query"] == promql.p99_latency("app", web_peer, api_peer).query
     assert thresholds["web-p99-latency"]["value"] == promql.P99_LATENCY_LIMIT_SECONDS
     assert latency["parameters"]["latency_ms"] == 300
     assert latency["rationale"]["dependencies"] == ["shop/Deployment/web -> shop/Deployment/api"]

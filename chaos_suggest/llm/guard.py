@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from chaos_suggest.promql import family_of
 from chaos_suggest.topology import TopologyIndex
 from chaosgen import API_VERSION
 from chaosgen.documents import iter_json_path
 from chaosgen.faults import PARAMETERS
 from chaosgen.policy import tier_violations, violations
+from chaosgen.promql import vector_selectors
 from chaosgen.resources import resource_dir
 from chaosgen.schemas import all_errors
 
@@ -219,6 +221,7 @@ class Guard:
             return problems  # the policy's unknown-target says it
         problems += self._selector_problems(experiment["target"]["label_selector"], workload)
         problems += self._process_input_problems(experiment, workload)
+        problems += self._telemetry_problems(experiment)
         problems += [Problem(rule, message) for rule, message in tier_violations(workload["tier"], self.policy)]
         if _litmus_percent(experiment["parameters"].get("pods_affected_percent", 0), workload["replicas"]) > blast["pods_affected_percent"]:
             problems.append(Problem(
@@ -236,6 +239,28 @@ class Guard:
         made_up_edges = sorted(set(experiment["rationale"]["dependencies"]) - self.edges)
         if made_up_edges:
             problems.append(Problem("unknown-dependency", f"no dependency {'; '.join(made_up_edges[:3])} in the topology"))
+        return problems
+
+    def _telemetry_problems(self, experiment: dict[str, Any]) -> list[Problem]:
+        """With telemetry in the Topology, a query may read only the request families Prometheus was found to
+        have: a threshold on a family the cluster lacks reads 0 forever and can never fire."""
+        if self.index.telemetry is None:
+            return []
+        found = sorted(self.index.telemetry.get("families", {}))
+        checks = [(f"abort_thresholds[{n}]", t) for n, t in enumerate(experiment["abort_thresholds"])]
+        checks += [(f"steady_state[{n}]", c) for n, c in enumerate(experiment["steady_state"]) if "query" in c]
+        problems = []
+        for where, check in checks:
+            try:
+                metrics = vector_selectors(check["query"])
+            except ValueError:
+                continue  # the policy's invalid-promql says it
+            for metric in metrics:
+                family = family_of(metric)
+                if family is not None and family not in found:
+                    problems.append(Problem("metric-not-in-telemetry", (
+                        f"{where} reads {metric} ({family}), which the Topology's telemetry did not find in Prometheus"
+                        f" (it has: {', '.join(found) or 'none'}); use the family the workload lists under telemetry")))
         return problems
 
     def _selector_problems(self, selector: str, workload: dict[str, Any], where: str = "label_selector") -> list[Problem]:

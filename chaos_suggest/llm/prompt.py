@@ -133,6 +133,8 @@ class PromptBuilder:
             "total_loss_faults": TOTAL_LOSS_FAULTS,
             "answer_schema": json.dumps(answer_schema, separators=(",", ":")),
             "total": len(self.ranked),
+            # None: a Topology read without --prometheus-url, which knows nothing of the cluster's metrics.
+            "telemetry_families": None if "telemetry" not in topology else sorted(topology["telemetry"]["families"]),
         }
         self._incident: dict[str, list[dict[str, Any]]] = {}
         for dependency in self.dependencies:
@@ -227,6 +229,8 @@ class PromptBuilder:
             entry["stateful"] = True
         if workload.get("role"):
             entry["role"] = workload["role"]
+        if "telemetry" in workload:
+            entry["telemetry"] = workload["telemetry"]
         protection = {key: value for key, value in (workload.get("protection") or {}).items() if value is not None}
         if protection:
             entry["protection"] = protection
@@ -244,7 +248,9 @@ class PromptBuilder:
             entry["port"] = dependency["port"]
         entry["hard"] = bool(dependency.get("hard", False))
         entry["confidence"] = dependency["confidence"]
-        entry["evidence"] = _listed(dependency["evidence"])
+        # Traffic first: what the metrics saw is what the thresholds can read, and a long list of fields would hide it.
+        traffic = [f"{e['source']} {e['metric']}: {e['summary']}" for e in dependency["evidence"] if isinstance(e, dict)]
+        entry["evidence"] = _listed(traffic + [e for e in dependency["evidence"] if isinstance(e, str)])
         return entry
 
     def _omitted(self, shown_ids: list[str], omitted_all: bool = False) -> str:
