@@ -416,7 +416,7 @@ def _peer(workload: dict[str, Any]) -> promql.Peer:
     return promql.Peer(workload["namespace"], workload["kind"], workload["name"], service)
 
 
-def _signals(index: TopologyIndex, shape: Shape, watch: Watch, latency: bool) -> list[tuple[str, str, promql.Signal]]:
+def _signals(index: TopologyIndex, watch: Watch, latency: bool) -> list[tuple[str, str, promql.Signal]]:
     """(name suffix, what it measures, signal) of one watched workload: its error rate, and p99 when latency."""
     watched, target = _peer(watch.workload), _peer(watch.callee)
     prefix = promql.servicegraph_prefix(((index.telemetry or {}).get("families", {}).get("servicegraph") or {}).get("metrics", []))
@@ -440,7 +440,7 @@ def _abort_thresholds(index: TopologyIndex, shape: Shape, fault: Fault, recovery
     thresholds = []
     for watch in shape.watched:
         # A fault that adds latency is also judged by its callers' p99 latency.
-        for suffix, description, signal in _signals(index, shape, watch, fault.accepts("latency_ms")):
+        for suffix, description, signal in _signals(index, watch, fault.accepts("latency_ms")):
             thresholds.append({
                 "name": f"{_slug(watch.workload['name'])}-{suffix}",
                 "description": description,
@@ -496,7 +496,7 @@ def _steady_state(index: TopologyIndex, shape: Shape) -> list[dict[str, Any]]:
         },
     ]
     for watch in shape.watched:
-        _, _, signal = _signals(index, shape, watch, latency=False)[0]
+        _, _, signal = _signals(index, watch, latency=False)[0]
         checks.append({
             "name": f"{_slug(watch.workload['name'])}-error-rate-normal",
             "type": "prometheus",
