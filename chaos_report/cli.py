@@ -31,10 +31,8 @@ def format_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
 Examples:
-  chaos-report run.json > report.md
   chaos-watch -f engines.yaml --prometheus-url http://127.0.0.1:9090 | chaos-report
-  chaos-report monday.json tuesday.json
-  chaos-report --format html --topology topology.json run.json > report.html
+  chaos-report --format html --topology topology.json monday.json tuesday.json > report.html
   chaos-report --format junit run.json > chaos-junit.xml""")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @format_options
