@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
+from chaos_report import core
 from chaosgen.boundary import read_document, stage_options, write_stdout
 from chaosgen.documents import display_name, dump_json, parse_documents, read_bytes
 from chaosgen.errors import InputRejected
 from chaosgen.schemas import check_kind, validate
-from chaos_report import core
 
 TOOL = "chaos-report"
 FORMATS = ("markdown", "html", "junit", "json")

@@ -57,7 +57,7 @@ def _layout(column: dict[str, int], edges: list[dict[str, Any]], target: str, ra
     for node in sorted(column):
         rows.setdefault(column[node], []).append(node)
     height = max(len(names) for names in rows.values()) * ROW_HEIGHT + MARGIN
-    nodes = {}
+    nodes: dict[str, dict[str, Any]] = {}
     for col, names in rows.items():
         offset = (height - len(names) * ROW_HEIGHT) / 2
         for row, node in enumerate(names):

@@ -34,7 +34,8 @@ def render(summary: dict[str, Any]) -> str:
             case.system_out = details
         suite.add_testcase(case)
     document.update_statistics()
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + document.tostring().decode("utf-8") + "\n"
+    xml: bytes = document.tostring()
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + xml.decode("utf-8") + "\n"
 
 
 def _with_text(result: Any, text: str) -> Any:

@@ -62,6 +62,6 @@ def _self_contained(root: ET.Element) -> str:
     """The SVG without pygal's dated comments and its script; deterministic and inert."""
     for parent in list(root.iter()):
         for child in list(parent):
-            if child.tag is ET.Comment or child.tag in ("script", "{http://www.w3.org/2000/svg}script"):
+            if callable(child.tag) or child.tag in ("script", "{http://www.w3.org/2000/svg}script"):  # a comment's tag is ET.Comment
                 parent.remove(child)
     return ET.tostring(root, encoding="unicode")

@@ -79,7 +79,7 @@ def bounded_samples(samples: list[dict[str, Any]], limit: int = MAX_SAMPLES_PER_
             keep.update(indices)
             continue
         flag = "breached" if "breached" in samples[indices[0]] else "holds"
-        changes = [i for previous, i in zip(indices, indices[1:]) if samples[previous][flag] != samples[i][flag]]
+        changes = [i for previous, i in zip(indices, indices[1:], strict=False) if samples[previous][flag] != samples[i][flag]]
         must = _stride(sorted({indices[0], indices[-1], *changes}), limit)
         keep.update(must, _stride(indices, limit - len(must)))
     return [samples[i] for i in sorted(keep)], len(samples) - len(keep)

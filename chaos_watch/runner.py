@@ -265,9 +265,10 @@ class Runner:
         series) is not holding."""
         value, _ = sample(self.metrics, query)
         known = value is not None and not math.isnan(value)
-        holds = known and core.compare(value, operator, limit)  # type: ignore[arg-type]
+        holds = value is not None and known and core.compare(value, operator, limit)
         observation.steady_state_samples.append({"t": observation.offset(now), "name": name,
-                                                 "value": round(value, 6) if known else None, "holds": holds})
+                                                 "value": round(value, 6) if value is not None and known else None,
+                                                 "holds": holds})
         return holds
 
     def _abort(self, observation: core.Observation, run: EngineRun, wake: threading.Event, by: str, reason: str,
@@ -387,7 +388,8 @@ class Runner:
             log.warning("%s: the Kubernetes events of %s could not be read: %s", engine.experiment_id, namespace, e)
             return
         observation.kube_events, observation.omitted["kube_events"] = evidence.kube_events(
-            listed, namespace, engine.target_kind_name, pods, observation.started_at, self.clock(), observation.offset)
+            listed, namespace, engine.target_kind_name, pods, observation.started_at or self.clock(), self.clock(),
+            observation.offset)
 
     @staticmethod
     def _bound_timeline(observation: core.Observation) -> None:
