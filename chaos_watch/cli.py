@@ -116,7 +116,8 @@ def watch(filename: str, prometheus_url: str | None, interval: float, timeout: f
 
     cluster = KubernetesCluster(kubeconfig, context)
     cluster.connect()
-    journal = NoJournal() if dry_run else FileJournal(state_dir or default_state_dir(), _run_id())
+    run_id = _run_id()
+    journal = NoJournal() if dry_run else FileJournal(state_dir or default_state_dir(), run_id)
     settings = Settings(interval=interval, timeout=timeout, recovery_timeout=recovery_timeout,
                         on_metrics_loss=on_metrics_loss, dry_run=dry_run, parallel=parallel,
                         allow_inert_thresholds=allow_inert_thresholds)
@@ -126,6 +127,7 @@ def watch(filename: str, prometheus_url: str | None, interval: float, timeout: f
     progress = Progress(events)
     runner = Runner(cluster, LitmusBackend(cluster), metrics, journal, policy, settings, emit=progress)
     interrupted: Interrupted | None = None
+    started_at = core.iso_utc(time.time())
     try:
         observations = runner.run(engines, support)
     except Interrupted as e:
@@ -138,7 +140,7 @@ def watch(filename: str, prometheus_url: str | None, interval: float, timeout: f
         results, f"{TOOL} {__version__}",
         {"type": "stdin" if filename == "-" else "files", **({} if filename == "-" else {"files": [filename]}),
          "server": cluster.server(), **({"context": context} if context else {})},
-        journal.path, dry_run,
+        journal.path, dry_run, {"id": run_id, "started_at": started_at},
     )
     write_document(document)
     if interrupted is not None:
@@ -147,7 +149,7 @@ def watch(filename: str, prometheus_url: str | None, interval: float, timeout: f
 
 
 def _run_id() -> str:
-    """Sortable and unique per process: the journal file's name."""
+    """Sortable and unique per process: the journal file's name and the RunResult's run.id."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
 
 

@@ -391,7 +391,11 @@ class Observation:
     chaos_result: dict[str, Any] | None = None
     thresholds: list[ThresholdState] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    steady_state_samples: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    kube_events: list[dict[str, Any]] = field(default_factory=list)
+    # How many timeline entries and Kubernetes events the bounds left out (evidence.py).
+    omitted: dict[str, int] = field(default_factory=dict)
     outages: list[dict[str, Any]] = field(default_factory=list)
     recovered: bool | None = None
 
@@ -506,6 +510,8 @@ def experiment_result(observation: Observation, iso: Any) -> dict[str, Any]:
     }
     if engine.experiment and engine.experiment.get("hypothesis"):
         result["hypothesis"] = engine.experiment["hypothesis"]
+    if engine.experiment and engine.experiment.get("blast_radius"):
+        result["blast_radius"] = engine.experiment["blast_radius"]
     # A time to recovery exists only for a recovery: a fault that never ran caused no outage to recover from, and a
     # target that did not recover has no time (its pods' brief outage is not its recovery).
     started = observation.started_at is not None and verdict != "skipped"
@@ -520,7 +526,10 @@ def experiment_result(observation: Observation, iso: Any) -> dict[str, Any]:
         "chaos_result": observation.chaos_result,
         "thresholds": [s.as_dict(observation.offset) for s in observation.thresholds],
         "samples": observation.samples,
+        "steady_state_samples": observation.steady_state_samples,
         "events": observation.events,
+        "kube_events": observation.kube_events,
+        "omitted": {key: count for key, count in sorted(observation.omitted.items()) if count},
         "started_at": iso(observation.started_at) if observation.started_at is not None else None,
         "ended_at": iso(observation.ended_at) if observation.ended_at is not None else None,
         "expected_recovery_seconds": engine.expected_recovery_seconds,
@@ -533,14 +542,14 @@ def experiment_result(observation: Observation, iso: Any) -> dict[str, Any]:
 
 
 def run_result(results: list[dict[str, Any]], generator: str, source: dict[str, Any], journal: str | None,
-               dry_run: bool) -> dict[str, Any]:
-    """The RunResult document, experiments in input order."""
+               dry_run: bool, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The RunResult document, experiments in input order; run: its id and start time, which tell runs apart."""
     summary = {"total": len(results), **{verdict: 0 for verdict in VERDICTS}}
     for result in results:
         summary[result["verdict"]] += 1
     return {
         "apiVersion": API_VERSION, "kind": "RunResult",
-        "metadata": {"generator": generator, "source": source},
+        "metadata": {"generator": generator, "source": source}, **({"run": run} if run else {}),
         "dry_run": dry_run, "journal": journal, "summary": summary, "experiments": results,
     }
 

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from chaos_watch import core, preflight
+from chaos_watch import core, evidence, preflight
 from chaos_watch.cluster import Cluster
 from chaos_watch.engine import EngineBackend, EngineRun
 from chaos_watch.journal import Journal, process_identity
@@ -168,8 +168,10 @@ class Runner:
                 observation.outages = core.outages(initially_ready, run.pod_changes(), self._desired(engine),
                                                    observation.started_at)
                 observation.ended_at = self.clock()
+                self._keep_kube_events(observation, initially_ready | {c.pod for c in run.pod_changes()})
             finally:
                 run.close()
+                self._bound_timeline(observation)
         finally:
             self._wakers.remove(wake)
 
@@ -199,6 +201,7 @@ class Runner:
         deadline = observation.started_at + (settings.timeout or default_timeout(engine))
         next_evaluation = self.clock()
         last_status = None
+        injected = False
         while True:
             now = self.clock()
             if self.cancel.is_set():
@@ -207,6 +210,10 @@ class Runner:
             if status != last_status and status:
                 self._emit(observation, "engine-status", f"engine status {status}")
                 last_status = status
+            if not injected and (run.chaos_result() or {}).get("phase") == "Running":
+                # The engine's result says its chaos is under way: the timeline's "injected" mark.
+                injected = True
+                self._emit(observation, "injected", f"{self.backend.name} reports the chaos running")
             if run.ended():
                 observation.chaos_ended = True
                 self._emit(observation, "chaos-ended", f"{self.backend.name} reports the engine {run.status()}")
@@ -252,10 +259,17 @@ class Runner:
                 return "metrics-loss", f"metrics lost: {lost[0]}", None
         return None
 
-    def _holds(self, query: str, operator: str, limit: float) -> bool:
-        """Whether a steady-state condition holds now; no value (Prometheus gone, no series) is not holding."""
+    def _holds(self, observation: core.Observation, now: float, name: str, query: str, operator: str,
+               limit: float) -> bool:
+        """Whether a steady-state condition holds now, recorded on the timeline; no value (Prometheus gone, no
+        series) is not holding."""
         value, _ = sample(self.metrics, query)
-        return value is not None and not math.isnan(value) and core.compare(value, operator, limit)
+        known = value is not None and not math.isnan(value)
+        holds = value is not None and known and core.compare(value, operator, limit)
+        observation.steady_state_samples.append({"t": observation.offset(now), "name": name,
+                                                 "value": round(value, 6) if value is not None and known else None,
+                                                 "holds": holds})
+        return holds
 
     def _abort(self, observation: core.Observation, run: EngineRun, wake: threading.Event, by: str, reason: str,
                threshold: str | None) -> None:
@@ -314,7 +328,7 @@ class Runner:
             if now >= next_evaluation and (thresholds or steady):
                 if thresholds:
                     thresholds_state = self._thresholds_state(observation, now)
-                steady_holds = all(self._holds(query, operator, limit) for _, query, operator, limit in steady)
+                steady_holds = all([self._holds(observation, now, *check) for check in steady])
                 next_evaluation = now + self.settings.interval
             ready = len(run.ready_pods())
             unchecked = "; thresholds and steady state not checked: metrics were lost" if metrics_lost else ""
@@ -362,6 +376,28 @@ class Runner:
         else:
             observation.skipped_reason = reason
         return False
+
+    def _keep_kube_events(self, observation: core.Observation, pods: set[str]) -> None:
+        """The namespace's Kubernetes events about the target and the pods the run disrupted, for chaos-report.
+        Evidence, not a verdict: a cluster that does not answer costs the events and a warning, not the run."""
+        engine = observation.engine
+        namespace = self.backend.target_namespace(engine)
+        try:
+            listed = self.cluster.list("v1", "Event", namespace)
+        except EnvironmentFailure as e:
+            log.warning("%s: the Kubernetes events of %s could not be read: %s", engine.experiment_id, namespace, e)
+            return
+        observation.kube_events, observation.omitted["kube_events"] = evidence.kube_events(
+            listed, namespace, engine.target_kind_name, pods, observation.started_at or self.clock(), self.clock(),
+            observation.offset)
+
+    @staticmethod
+    def _bound_timeline(observation: core.Observation) -> None:
+        """Keep the RunResult's size bounded however long the run (evidence.py says what is kept)."""
+        observation.samples, observation.omitted["samples"] = evidence.bounded_samples(observation.samples)
+        observation.steady_state_samples, observation.omitted["steady_state_samples"] = evidence.bounded_samples(
+            observation.steady_state_samples)
+        observation.events, observation.omitted["events"] = evidence.bounded_events(observation.events)
 
     def _desired(self, engine: core.Engine) -> int:
         return desired_replicas(self.cluster, engine, self.backend.target_namespace(engine))

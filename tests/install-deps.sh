@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # What the tests need besides pip packages: Debian's Prometheus, OpenSSL and jq (the pipeline tests edit plans with
-# it, as a user would), and the control plane built from the Go module proxy (cached outside the checkout by
-# tests/sandbox/build.sh). Idempotent: a rerun installs nothing.
+# it, as a user would), Chromium (the report test opens the HTML report headless), and, built from the Go module
+# proxy and cached outside the checkout, the control plane (tests/sandbox/build.sh) and actionlint
+# (tests/tools/actionlint.sh, which checks examples/github-actions.yml). Idempotent: a rerun installs nothing.
 set -euo pipefail
 
-DEBIAN_PACKAGES=(prometheus openssl jq)
+DEBIAN_PACKAGES=(prometheus openssl jq chromium)
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -19,3 +20,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 bash "$(dirname "$0")/sandbox/build.sh" >/dev/null
+bash "$(dirname "$0")/tools/actionlint.sh" >/dev/null

@@ -42,7 +42,7 @@ def test_report_rejects_invalid_run_results(example: Path) -> None:
 def test_report_names_outside_stops_readiness_only_recoveries_and_faults_never_injected() -> None:
     completed = sh(f"chaos-report {EXAMPLES / 'valid' / 'outside-stop-metrics-loss-not-injected.json'}")
     assert completed.returncode == 0, completed.stderr
-    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[4] for line in completed.stdout.splitlines()
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[6] for line in completed.stdout.splitlines()
             if line.startswith("| ") and " | pod-" in line}
     assert rows == {"web-outside-stop": "1.1s", "web-metrics-lost": "1.02s (pod readiness only: metrics were lost)",
                     "db-no-runtime": "not injected"}

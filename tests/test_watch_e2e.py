@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
@@ -88,7 +89,28 @@ def test_pod_delete_on_single_replica_database_is_aborted_on_callers_error_rate(
     assert latency <= 2 * SCRAPE
     events = [json.loads(line) for line in completed.stderr.splitlines() if line.startswith("{")]
     assert {"breach", "stop-requested", "stopped"} <= {e["type"] for e in events}
+    _report_shows_the_abort(world, completed.stdout, result)
     world.wait_ready()
+
+
+def _report_shows_the_abort(world: World, stdout: str, result: dict) -> None:
+    """Issue 12: the HTML plots the error rate crossing its threshold with the abort and recovery marks; the JUnit
+    file fails the experiment with its reason."""
+    assert json.loads(stdout)["run"]["id"]
+    samples = [s["value"] for s in result["samples"] if s["name"] == "api-error-rate" and s["value"] is not None]
+    assert min(samples) <= 0.05 < max(samples), "the recorded line crosses the threshold"
+    marks = {e["type"]: e["t"] for e in result["events"]}
+    assert {"apply", "injected", "breach", "stop-requested", "stopped", "recovered"} <= set(marks)
+    run_json = world.tmp / "db-run.json"
+    run_json.write_text(stdout)
+    html = world.run(f"chaos-report --format html {run_json}")
+    assert html.returncode == 0, html.stderr
+    for legend in ("api-error-rate threshold (&gt; 0.05)", f"breach +{marks['breach']:g}s",
+                   f"abort requested +{marks['stop-requested']:g}s", f"recovered +{marks['recovered']:g}s"):
+        assert legend in html.stdout, legend
+    junit = world.run(f"chaos-report --format junit {run_json}")
+    failure = ET.fromstring(junit.stdout).find(".//testcase[@name='db-pod-delete']/failure")
+    assert failure is not None and failure.get("type") == "aborted" and failure.get("message") == result["reason"]
 
 
 def test_dry_run_applies_nothing(world: World) -> None:
