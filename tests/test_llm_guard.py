@@ -17,8 +17,8 @@ import jinja2
 import pytest
 from jsonschema import Draft202012Validator
 
-from chaos_suggest.llm.anonymize import Anonymizer
-from chaos_suggest.llm.cache import AnswerCache, cache_key, default_cache_dir
+from chaosgen.llm.anonymize import Anonymizer
+from chaosgen.llm.cache import AnswerCache, cache_key, default_cache_dir
 from chaos_suggest.llm.guard import AnswerUnusable, Guard, answer_schema, parse_answer
 from chaos_suggest.llm.prompt import (
     ALWAYS_SHOWN,
@@ -29,7 +29,7 @@ from chaos_suggest.llm.prompt import (
     repair_request,
     scrub,
 )
-from chaos_suggest.llm.providers import Conversation, ProviderFailure, Turn, make_provider
+from chaosgen.llm.providers import Conversation, ProviderFailure, Turn, make_provider
 from chaosgen.errors import UsageError
 from chaosgen.policy import load_policy
 from chaosgen.resources import resource_dir

@@ -15,7 +15,7 @@ import pytest
 
 from chaos_suggest import core
 from chaos_suggest.llm.guard import Guard
-from chaos_suggest.llm.providers import ProviderFailure
+from chaosgen.llm.providers import ProviderFailure
 from chaosgen.policy import load_policy, scaled_away_percent, violations
 from conftest import REPO
 from fakes import PROTOCOLS, Reply, answers

@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 
-from chaos_suggest.llm.options import DEFAULT_MAX_PROMPT_TOKENS
+from chaosgen.llm.options import DEFAULT_MAX_PROMPT_TOKENS
 from chaos_suggest.topology import label_selector
 from chaosgen.errors import UsageError
 from chaosgen.faults import TOTAL_LOSS_FAULTS, fault_named
