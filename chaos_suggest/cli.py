@@ -13,10 +13,10 @@ import logging
 import click
 
 from chaos_suggest import core
-from chaosgen.llm.options import LLMOptions, StageHelp, llm_options
-from chaosgen.llm.providers import BUILTIN
 from chaosgen import __version__
 from chaosgen.boundary import read_document, stage_options, write_document
+from chaosgen.llm.options import LLMOptions, StageHelp, llm_options
+from chaosgen.llm.providers import BUILTIN
 from chaosgen.policy import load_policy
 
 TOOL = "chaos-suggest"

@@ -86,7 +86,8 @@ def test_a_damaged_capabilities_file_means_negotiating_again(tmp_path: Path, mon
 
 
 def test_an_openai_style_400_naming_the_response_format_is_a_refusal_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    refusal = json.dumps({"error": {"message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+    message = "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
+    refusal = json.dumps({"error": {"message": message,
                                     "type": "invalid_request_error", "param": "response_format", "code": None}})
     with FakeLLMServer("openai", [Reply(status=400, wire=refusal), Reply(answers.valid_plan())]) as server:
         generators = suggest(server, tmp_path / "cache", monkeypatch)

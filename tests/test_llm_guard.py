@@ -17,20 +17,19 @@ import jinja2
 import pytest
 from jsonschema import Draft202012Validator
 
-from chaosgen.llm.anonymize import Anonymizer
-from chaosgen.llm.cache import AnswerCache, cache_key, default_cache_dir
 from chaos_suggest.llm.guard import AnswerUnusable, Guard, answer_schema, parse_answer
 from chaos_suggest.llm.prompt import (
     ALWAYS_SHOWN,
     PromptBuilder,
-    data_json,
-    estimate_tokens,
     rank_workloads,
     repair_request,
     scrub,
 )
-from chaosgen.llm.providers import Conversation, ProviderFailure, Turn, make_provider
 from chaosgen.errors import UsageError
+from chaosgen.llm.anonymize import Anonymizer
+from chaosgen.llm.cache import AnswerCache, cache_key, default_cache_dir
+from chaosgen.llm.prompting import data_json, estimate_tokens
+from chaosgen.llm.providers import Conversation, ProviderFailure, Turn, make_provider
 from chaosgen.policy import load_policy
 from chaosgen.resources import resource_dir
 from chaosgen.schemas import validate

@@ -11,13 +11,13 @@ import logging
 from typing import Any
 
 from chaos_suggest import core
+from chaos_suggest.llm.guard import AnswerUnusable, Guard, Verdict, answer_schema, parse_answer
+from chaos_suggest.llm.prompt import PromptBuilder, repair_request, scrub
+from chaosgen.errors import InputRejected
 from chaosgen.llm.anonymize import Anonymizer
 from chaosgen.llm.cache import AnswerCache, open_llm
-from chaos_suggest.llm.guard import AnswerUnusable, Guard, Verdict, answer_schema, parse_answer
 from chaosgen.llm.options import LLMOptions
-from chaos_suggest.llm.prompt import PromptBuilder, repair_request, scrub
 from chaosgen.llm.providers import Conversation, LLMProvider, ProviderFailure, Turn
-from chaosgen.errors import InputRejected
 
 log = logging.getLogger(__name__)
 
