@@ -13,8 +13,10 @@ from chaosgen.faults import TOTAL_LOSS_FAULTS
 VERDICT_ORDER = ("aborted", "failed", "error", "skipped", "passed")
 
 
-def render(documents: list[dict[str, Any]]) -> str:
-    """The whole report; called by chaos_report.cli.main with every RunResult it read, in input order."""
+def render(documents: list[dict[str, Any]], analysis: list[str] | None = None) -> str:
+    """The whole report; called by chaos_report.cli.main with every RunResult it read, in input order.
+
+    analysis: the root-cause lines of an LLM (chaos_report.rca) in place of the rule-based ones."""
     experiments = [e for document in documents for e in document["experiments"]]
     lines = ["# ChaosGen run report", ""]
     totals = {verdict: sum(1 for e in experiments if e["verdict"] == verdict) for verdict in VERDICT_ORDER}
@@ -29,7 +31,7 @@ def render(documents: list[dict[str, Any]]) -> str:
     for e in experiments:
         lines += _section(e)
     lines += ["## Root-cause analysis", ""]
-    findings = [finding for e in experiments for finding in root_causes(e)]
+    findings = analysis if analysis is not None else [finding for e in experiments for finding in root_causes(e)]
     lines += [f"- {finding}" for finding in findings] or ["- Every hypothesis held; nothing to explain."]
     return "\n".join(lines) + "\n"
 

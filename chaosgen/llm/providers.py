@@ -328,8 +328,24 @@ def _response_format(response_format: str, conversation: Conversation) -> dict[s
             "json_schema": {"name": conversation.answer_name, "schema": conversation.answer_schema, "strict": False},
         }}
     if response_format == JSON_OBJECT_SCHEMA:
-        return {"response_format": {"type": "json_object", "schema": conversation.answer_schema}}
+        return {"response_format": {"type": "json_object", "schema": _grammar_safe(conversation.answer_schema)}}
     return {}
+
+
+# What llama-cpp-python's schema-to-grammar conversion cannot take, measured on 0.3.36: it spells maxLength 200 as
+# 200 nested optional characters ("number of rules that are going to be repeated multiplied by the new repetition
+# exceeds sane defaults"), and it does not know \s and other escapes in a pattern ("unknown escape"). A grammar it
+# cannot parse kills the server process, so these constraints are left to the callers, which check them anyway.
+_GRAMMAR_UNSAFE = ("minLength", "maxLength", "pattern")
+
+
+def _grammar_safe(schema: Any) -> Any:
+    """The schema as a grammar-enforcing server can take it: without _GRAMMAR_UNSAFE constraints."""
+    if isinstance(schema, dict):
+        return {key: _grammar_safe(value) for key, value in schema.items() if key not in _GRAMMAR_UNSAFE}
+    if isinstance(schema, list):
+        return [_grammar_safe(item) for item in schema]
+    return schema
 
 
 def _rejects_format(error: Any) -> bool:
