@@ -273,7 +273,7 @@ def _rule_findings(documents: list[dict[str, Any]]) -> list[tuple[str, list[str]
 
 
 def _finding_line(finding: Finding, generator: str) -> str:
-    cited = ", ".join(f"`{citation.replace('`', "'")}`" for citation in finding.evidence)  # ids of the input
+    cited = ", ".join("`" + citation.replace("`", "'") + "`" for citation in finding.evidence)  # ids of the input
     recommendation = f" Recommendation: {finding.recommendation}" if finding.recommendation else ""
     return (f"`{finding.experiment}`: {finding.cause}{recommendation} "
             f"(confidence {finding.confidence}; evidence {cited}; {generator})")
