@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_llm_cli import CLEARED
+from test_llm_report import analysis_of, run_result
 
 from chaosgen.schemas import validate
 from conftest import run
 from fakes import answers
-from test_llm_cli import CLEARED
-from test_llm_report import analysis_of, run_result
 from tests.sandbox.sandbox import free_port
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import jinja2
@@ -45,7 +45,7 @@ def data_json(value: Any) -> str:
     return re.sub(r"[<>&]", lambda m: _ESCAPES[m.group()], text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resource_dir("prompts"))),
