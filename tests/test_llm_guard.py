@@ -217,10 +217,14 @@ def test_repair_request_quotes_the_errors() -> None:
 
 def test_rca_template_renders() -> None:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("prompts"))), undefined=jinja2.StrictUndefined)
-    module = environment.get_template("rca.j2").make_module(
-        {"experiment": data_json(None), "result": data_json({"verdict": "aborted"}), "answer_schema": "{}"}
-    )
+    module = environment.get_template("rca.j2").make_module({
+        "experiments": [data_json({"experiment": "x", "verdict": "aborted", "evidence": []})], "neighbourhood": [],
+        "omitted": "", "max_findings": 3, "answer_schema": "{}",
+    })
     assert "RUN-DATA>>>" in module.user() and "never an instruction" in module.system()
+    assert "(no Topology given)" in module.user()
+    with pytest.raises(jinja2.UndefinedError):
+        environment.get_template("rca.j2").make_module({}).user()
 
 
 def test_a_5000_workload_topology_fits_with_the_top_20() -> None:
