@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaos_suggest.llm.anonymize import Anonymizer
 from chaos_suggest.llm.guard import answer_schema
-from chaos_suggest.llm.options import DEFAULT_MAX_PROMPT_TOKENS
 from chaos_suggest.llm.prompt import ALWAYS_SHOWN, PromptBuilder, rank_workloads, scrub
+from chaosgen.llm.anonymize import Anonymizer
+from chaosgen.llm.options import DEFAULT_MAX_PROMPT_TOKENS
 from chaosgen.policy import load_policy
 from chaosgen.schemas import validate
 

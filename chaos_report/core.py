@@ -55,8 +55,10 @@ def _run_of(document: dict[str, Any], index: int) -> dict[str, Any]:
     return {"id": name, "started_at": starts[0] if starts else None}
 
 
-def render(documents: list[dict[str, Any]]) -> str:
-    """The Markdown report; called by chaos_report.cli.main with every RunResult it read, in input order."""
+def render(documents: list[dict[str, Any]], analysis: list[str] | None = None) -> str:
+    """The Markdown report; called by chaos_report.cli with every RunResult it read, in input order.
+
+    analysis: the root-cause lines of an LLM (chaos_report.rca) in place of the rule-based ones."""
     facts = summary(documents)
     experiments = facts["experiments"]
     lines = ["# ChaosGen run report", ""]
@@ -75,7 +77,7 @@ def render(documents: list[dict[str, Any]]) -> str:
     for e in experiments:
         lines += _section(e)
     lines += ["## Root-cause analysis", ""]
-    findings = [finding for e in experiments for finding in e["findings"]]
+    findings = analysis if analysis is not None else [finding for e in experiments for finding in e["findings"]]
     lines += [f"- {finding}" for finding in findings] or ["- Every hypothesis held; nothing to explain."]
     return "\n".join(lines) + "\n"
 

@@ -13,14 +13,19 @@ import logging
 import click
 
 from chaos_suggest import core
-from chaos_suggest.llm.options import LLMOptions, llm_options
-from chaos_suggest.llm.providers import BUILTIN
 from chaosgen import __version__
 from chaosgen.boundary import read_document, stage_options, write_document
+from chaosgen.llm.options import LLMOptions, StageHelp, llm_options
+from chaosgen.llm.providers import BUILTIN
 from chaosgen.policy import load_policy
 
 TOOL = "chaos-suggest"
 log = logging.getLogger(TOOL)
+LLM_HELP = StageHelp(
+    provider="Who plans: the built-in planner, or an LLM",
+    no_fallback="Do not let the built-in planner fill in: exit 4 if the provider fails, 3 if its answer is unusable.",
+    max_prompt_tokens="Budget of the prompt; a large Topology is compacted by criticality to fit (-v shows the estimate).",
+)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog="""\b
@@ -37,7 +42,7 @@ Examples:
     "--policy", "policy_file", default=None,
     help="Safety policy (YAML or JSON, kind SafetyPolicy) merged over the defaults.",
 )
-@llm_options
+@llm_options(LLM_HELP)
 @stage_options(TOOL)
 def main(filename: str, count: int, policy_file: str | None, llm: LLMOptions) -> None:
     """Propose ranked, policy-safe chaos experiments for the weak points of a Topology."""

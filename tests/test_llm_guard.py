@@ -17,20 +17,19 @@ import jinja2
 import pytest
 from jsonschema import Draft202012Validator
 
-from chaos_suggest.llm.anonymize import Anonymizer
-from chaos_suggest.llm.cache import AnswerCache, cache_key, default_cache_dir
 from chaos_suggest.llm.guard import AnswerUnusable, Guard, answer_schema, parse_answer
 from chaos_suggest.llm.prompt import (
     ALWAYS_SHOWN,
     PromptBuilder,
-    data_json,
-    estimate_tokens,
     rank_workloads,
     repair_request,
     scrub,
 )
-from chaos_suggest.llm.providers import Conversation, ProviderFailure, Turn, make_provider
 from chaosgen.errors import UsageError
+from chaosgen.llm.anonymize import Anonymizer
+from chaosgen.llm.cache import AnswerCache, cache_key, default_cache_dir
+from chaosgen.llm.prompting import data_json, estimate_tokens
+from chaosgen.llm.providers import Conversation, ProviderFailure, Turn, make_provider
 from chaosgen.policy import load_policy
 from chaosgen.resources import resource_dir
 from chaosgen.schemas import validate
@@ -218,10 +217,14 @@ def test_repair_request_quotes_the_errors() -> None:
 
 def test_rca_template_renders() -> None:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resource_dir("prompts"))), undefined=jinja2.StrictUndefined)
-    module = environment.get_template("rca.j2").make_module(
-        {"experiment": data_json(None), "result": data_json({"verdict": "aborted"}), "answer_schema": "{}"}
-    )
+    module = environment.get_template("rca.j2").make_module({
+        "experiments": [data_json({"experiment": "x", "verdict": "aborted", "evidence": []})], "neighbourhood": [],
+        "omitted": "", "max_findings": 3, "answer_schema": "{}",
+    })
     assert "RUN-DATA>>>" in module.user() and "never an instruction" in module.system()
+    assert "(no Topology given)" in module.user()
+    with pytest.raises(jinja2.UndefinedError):
+        environment.get_template("rca.j2").make_module({}).user()
 
 
 def test_a_5000_workload_topology_fits_with_the_top_20() -> None:

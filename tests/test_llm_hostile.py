@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_llm_providers import Run
 
 from chaos_suggest import core
 from chaos_suggest.llm.guard import Guard
-from chaos_suggest.llm.providers import ProviderFailure
+from chaosgen.llm.providers import ProviderFailure
 from chaosgen.policy import load_policy, scaled_away_percent, violations
 from conftest import REPO
 from fakes import PROTOCOLS, Reply, answers
-from test_llm_providers import Run
 
 
 def changed(**paths: Any) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from chaos_suggest import core
-from chaos_suggest.llm.anonymize import Anonymizer
-from chaos_suggest.llm.options import LLMOptions
-from chaos_suggest.llm.providers import ProviderFailure, make_provider
 from chaos_suggest.llm.suggest import suggest_with_llm
 from chaosgen.errors import InputRejected
+from chaosgen.llm.anonymize import Anonymizer
+from chaosgen.llm.options import LLMOptions
+from chaosgen.llm.providers import ProviderFailure, make_provider
 from chaosgen.policy import load_policy, violations
 from chaosgen.schemas import validate
 from fakes import PROTOCOLS, FakeLLMServer, Reply, answers

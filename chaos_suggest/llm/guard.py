@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from chaos_suggest.topology import TopologyIndex
 from chaosgen import API_VERSION
 from chaosgen.documents import iter_json_path
 from chaosgen.faults import PARAMETERS
+from chaosgen.llm.answers import UnreadableAnswer, read_json_answer
 from chaosgen.policy import tier_violations, violations
 from chaosgen.promql import vector_selectors
 from chaosgen.resources import resource_dir
@@ -34,8 +34,6 @@ SET_BY_GUARD = ("id", "rank", "generator")
 # Litmus cmdProbe and anything else that would run a command somewhere: never from a model.
 _COMMAND_WORDS = {"cmd", "command", "commands", "shell", "script", "scripts", "exec", "bash", "sh", "entrypoint"}
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
-MAX_NESTING = 32
-_CODE_FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(?P<body>.*)\n\s*```\s*$", re.S)
 # The prose a model writes, which later stages print, template and annotate: (path, label) of each.
 _FREE_TEXT = (("title",), ("hypothesis",), ("blast_radius", "description"), ("rationale", "summary"))
 # What would mean something to a shell or a YAML reader if the text were ever pasted into one.
@@ -93,48 +91,11 @@ class AnswerUnusable(Exception):
 
 
 def parse_answer(text: str) -> list[Any]:
-    """The experiments array of an answer; models sometimes wrap JSON in a Markdown code fence, which is allowed."""
-    fenced = _CODE_FENCE.match(text)
-    body = fenced.group("body") if fenced else text
+    """The experiments array of an answer (chaosgen.llm.answers reads it)."""
     try:
-        document = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
-    except NotFinite as e:
-        raise AnswerUnusable(Problem("non-finite-number", f"{e}: JSON numbers must be finite")) from e
-    except json.JSONDecodeError as e:
-        raise AnswerUnusable(Problem("invalid-json", f"the answer is not JSON: {e.msg} (line {e.lineno}, column {e.colno})")) from e
-    except RecursionError as e:
-        raise AnswerUnusable(Problem("invalid-json", "the answer is nested too deeply")) from e
-    if not isinstance(document, dict) or not isinstance(document.get("experiments"), list):
-        raise AnswerUnusable(Problem("answer-shape", 'the answer must be a JSON object {"experiments": [...]}'))
-    if _nesting(document) > MAX_NESTING:
-        # An experiment is 5 levels deep; this bound keeps every recursive walk after it far from the stack limit.
-        raise AnswerUnusable(Problem("answer-shape", f"the answer is nested deeper than {MAX_NESTING} levels"))
-    return document["experiments"]
-
-
-class NotFinite(ValueError):
-    """NaN, Infinity or a number too large for a float: Python's json accepts them, a plan may not hold them."""
-
-
-def _no_constant(name: str) -> float:
-    raise NotFinite(f"the answer holds {name}")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise NotFinite(f"the answer holds {text[:40]}, which is not a finite number")
-    return value
-
-
-def _nesting(document: Any) -> int:
-    deepest, stack = 0, [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        deepest = max(deepest, depth)
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
+        return read_json_answer(text, "experiments")
+    except UnreadableAnswer as e:
+        raise AnswerUnusable(Problem(e.rule, e.message)) from e
 
 
 class Guard:

@@ -9,22 +9,18 @@ from a label or an annotation can neither close the data block nor pass for an i
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import jinja2
-
-from chaos_suggest.llm.options import DEFAULT_MAX_PROMPT_TOKENS
 from chaos_suggest.topology import label_selector
 from chaos_suggest.weaknesses import FAMILIES
 from chaosgen.errors import UsageError
 from chaosgen.faults import TOTAL_LOSS_FAULTS, fault_named
-from chaosgen.resources import resource_dir
+from chaosgen.llm.options import DEFAULT_MAX_PROMPT_TOKENS
+from chaosgen.llm.prompting import data_json, estimate_tokens
+from chaosgen.llm.prompting import template as _template
 from chaosgen.secrets import is_secret_name, redact_strings, redact_value
 
 ALWAYS_SHOWN = 20  # the top workloads by criticality are in every prompt, whatever the budget
@@ -34,35 +30,6 @@ LIST_ITEMS = 4  # reasons, evidence... beyond this are counted, not listed
 TEXT_CHARS = 240
 OMITTED_NAMESPACES = 10
 SEVERITY_WEIGHT = {"critical": 8, "high": 4, "medium": 2, "low": 1}
-
-# The estimate: letters count a token per 7 (English words are one token, long identifiers more), digits per 3
-# (tokenizers split numbers in threes), punctuation per 2 (JSON's '":"' is one or two), a newline run one. On JSON
-# this is ~3 characters a token, closer than the 4 of prose, and it errs on the high side.
-_PIECE = re.compile(r"[A-Za-z]+|[0-9]+|[^A-Za-z0-9\s]+|\n\s*|[ \t]+")
-_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
-
-
-def estimate_tokens(text: str) -> int:
-    """How many tokens a prompt text costs, conservatively (no tokenizer ships offline for every provider)."""
-    total = 0
-    for piece in _PIECE.findall(text):
-        first = piece[0]
-        if first.isalpha():
-            total += math.ceil(len(piece) / 7)
-        elif first.isdigit():
-            total += math.ceil(len(piece) / 3)
-        elif first == "\n":
-            total += 1
-        elif not first.isspace():
-            total += math.ceil(len(piece) / 2)
-    return total
-
-
-def data_json(value: Any) -> str:
-    """One value as cluster data in a prompt: compact JSON with no character that could end the data block."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return re.sub(r"[<>&]", lambda m: _ESCAPES[m.group()], text)
-
 
 def scrub(topology: dict[str, Any]) -> dict[str, Any]:
     """The Topology with label values under secret-like keys redacted (a shallow copy; the input is not changed).
@@ -307,16 +274,3 @@ def _listed(items: list[str]) -> list[str]:
 
 def _short(text: str) -> str:
     return text if len(text) <= TEXT_CHARS else text[: TEXT_CHARS - 3] + "..."
-
-
-@lru_cache(maxsize=None)
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resource_dir("prompts"))),
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
-        trim_blocks=True, lstrip_blocks=True,
-    )
-
-
-def _template(name: str) -> jinja2.Template:
-    return _environment().get_template(name)

@@ -8,17 +8,16 @@ builtin planner (core.plan_builtin) plans the rest unless --no-fallback.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from chaos_suggest import core
-from chaos_suggest.llm.anonymize import Anonymizer
-from chaos_suggest.llm.cache import AnswerCache, default_cache_dir
 from chaos_suggest.llm.guard import AnswerUnusable, Guard, Verdict, answer_schema, parse_answer
-from chaos_suggest.llm.options import LLMOptions
 from chaos_suggest.llm.prompt import PromptBuilder, repair_request, scrub
-from chaos_suggest.llm.providers import Conversation, LLMProvider, ProviderFailure, Turn, make_provider
 from chaosgen.errors import InputRejected
+from chaosgen.llm.anonymize import Anonymizer
+from chaosgen.llm.cache import AnswerCache, open_llm
+from chaosgen.llm.options import LLMOptions
+from chaosgen.llm.providers import Conversation, LLMProvider, ProviderFailure, Turn
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +39,13 @@ def suggest_with_llm(
     --no-fallback, any provider failure; InputRejected (exit 3) when --no-fallback and no experiment of the
     answer passed the guard.
     """
-    if provider is None:
-        provider = make_provider(options.provider, options.model, options.base_url, options.timeout, options.max_retries)
+    provider, cache = open_llm(options, provider)
     count = min(count, policy["max_experiments"])
     generator = f"llm:{provider.name}/{provider.model}"
     visible = scrub(topology)
     anonymizer = Anonymizer(visible) if options.anonymize else None
     session = _Session(
-        provider, AnswerCache(Path(options.cache_dir) if options.cache_dir else default_cache_dir(), options.offline),
-        Guard(topology, policy, generator), anonymizer, count, options.no_fallback,
+        provider, cache, Guard(topology, policy, generator), anonymizer, count, options.no_fallback,
     )
     schema = answer_schema(count)
     prompt = PromptBuilder(

@@ -2,7 +2,8 @@
 
 Each FakeLLMServer listens on 127.0.0.1 on a free port, speaks one wire protocol (OpenAI chat completions, Gemini
 generateContent, Anthropic messages), plays a script of replies in order (the last one repeats) and records every
-request it received, so a test can check both what the tool did with an answer and what it sent out.
+request it received, so a test can check both what the tool did with an answer and what it sent out. An OpenAI
+fake can also refuse response formats the way llama-cpp-python's server does (LLAMA_CPP_FORMATS).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 PROTOCOLS = ("openai", "gemini", "anthropic")
+# llama-cpp-python 0.3.36's server: response_format type "text" or "json_object" (with an optional "schema" it
+# enforces by grammar); anything else fails its pydantic model, and its error handler answers HTTP 500.
+LLAMA_CPP_FORMATS = ("text", "json_object")
 
 # Each provider's error envelope: (status name used by Gemini, error type used by Anthropic and OpenAI).
 _ERROR_NAMES = {
@@ -58,12 +62,16 @@ class Request:
 class FakeLLMServer:
     """A scripted provider endpoint; use as a context manager, point the SDK at base_url."""
 
-    def __init__(self, protocol: str, script: list[Reply]) -> None:
+    def __init__(self, protocol: str, script: list[Reply], response_formats: tuple[str, ...] | None = None) -> None:
+        """response_formats: the OpenAI response_format types accepted (None: any); a request with another one is
+        answered like llama-cpp-python does, without using up a scripted reply, and recorded in refused."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol}")
         self.protocol = protocol
         self.script = list(script)
+        self.response_formats = response_formats
         self.requests: list[Request] = []
+        self.refused: list[Request] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -99,6 +107,20 @@ class FakeLLMServer:
             index = min(len(self.requests), len(self.script)) - 1
             return self.script[index]
 
+    def _refusal(self, request: Request) -> Reply | None:
+        """llama-cpp-python's HTTP 500 for a response_format type it does not know, or None."""
+        body = request.body if isinstance(request.body, dict) else {}
+        wanted = (body.get("response_format") or {}).get("type", "text")
+        if self.response_formats is None or wanted in self.response_formats:
+            return None
+        with self._lock:
+            self.refused.append(request)
+        error = [{"type": "literal_error", "loc": ["body", "response_format", "type"],
+                  "msg": "Input should be 'text' or 'json_object'", "input": wanted}]
+        message = json.dumps(error)
+        return Reply(status=500, wire=json.dumps({"error": {"message": message, "type": "internal_server_error",
+                                                           "param": None, "code": None}}))
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
@@ -113,7 +135,8 @@ class FakeLLMServer:
                 except json.JSONDecodeError:
                     body = raw.decode("utf-8", "replace")
                 request = Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                reply = fake._next_reply(request)
+                refusal = fake._refusal(request)
+                reply = refusal or fake._next_reply(request)
                 if reply.delay and fake._closing.wait(reply.delay):
                     return
                 status, payload = fake._render(reply, request)

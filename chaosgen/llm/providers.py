@@ -1,20 +1,26 @@
-"""The LLM providers behind `chaos-suggest --provider`: a small Protocol and one class per SDK, chosen by name.
+"""The LLM providers behind `--provider` (chaos-suggest, chaos-report): a small Protocol and one class per SDK, chosen by name.
 
-Each SDK is imported only when its provider is called, so the builtin planner never pays for (or needs) them. The
+Each SDK is imported only when its provider is called, so the builtin paths never pay for (or need) them. The
 SDKs do the retrying (exponential backoff on 429 and 5xx, none on other 4xx) and the timeouts; this module turns
-what they raise into one ProviderFailure with a line a user can act on.
+what they raise into one ProviderFailure with a line a user can act on. OpenAIProvider also negotiates how an
+OpenAI-compatible server takes structured output (RESPONSE_FORMATS) and remembers it per base URL and model.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chaosgen.errors import EnvironmentFailure
+
+log = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
 MAX_OUTPUT_TOKENS = 8192
@@ -57,6 +63,38 @@ class LLMProvider(Protocol):
         """The model's answer; raises ProviderFailure."""
 
 
+# How an OpenAI-compatible server is asked for a JSON answer that follows a schema, most enforced first; a server
+# that rejects one is asked the next way. Servers differ:
+# - json_schema: OpenAI's standard ({"type": "json_schema", "json_schema": {"name", "schema"}}); OpenAI, vLLM >= 0.6,
+#   Ollama >= 0.5 on /v1 (its native /api/chat takes the schema as "format" instead), LM Studio, llama.cpp's C++
+#   llama-server. Older vLLM wants the schema as extra_body {"guided_json": schema}, not implemented: such a server
+#   ends at instructions.
+# - json_object+schema: llama-cpp-python's server, whose response_format type is only "text" or "json_object" and
+#   which enforces {"type": "json_object", "schema": ...} by a grammar; it answers json_schema with HTTP 500 and a
+#   pydantic validation error.
+# - instructions: no response_format; the prompt's own JSON Schema and instructions, and the caller's validation.
+JSON_SCHEMA = "json_schema"
+JSON_OBJECT_SCHEMA = "json_object+schema"
+INSTRUCTIONS = "instructions"
+RESPONSE_FORMATS = (JSON_SCHEMA, JSON_OBJECT_SCHEMA, INSTRUCTIONS)
+# A 400, 422 or 500 whose body names the response format is the server refusing the format, not an overload.
+FORMAT_REJECTION_STATUSES = (400, 422, 500)
+_FORMAT_REJECTION = re.compile(r"response_format|json_schema", re.IGNORECASE)
+# What the SDK would retry (openai._base_client), so a probe made without retries can be retried the same way.
+RETRIED_STATUSES = (408, 409, 429)
+PROBE_RETRY_PAUSE = 0.5  # the SDK's first backoff
+
+
+class FormatMemory(Protocol):
+    """What each server (base URL and model) is known to accept, out of RESPONSE_FORMATS."""
+
+    def recall(self, base_url: str, model: str) -> str | None:
+        """The format that worked last time, or None for a server not met yet."""
+
+    def remember(self, base_url: str, model: str, response_format: str) -> None:
+        """Record the format that worked."""
+
+
 class ProviderFailure(EnvironmentFailure):
     """The provider could not be used (exit 4). fatal: a configuration problem no fallback should hide."""
 
@@ -92,9 +130,13 @@ class Connection:
 
 def make_provider(
     name: str, model: str | None, base_url: str | None, timeout: float, max_retries: int,
-    environ: Mapping[str, str] = os.environ,
+    environ: Mapping[str, str] = os.environ, formats: FormatMemory | None = None,
 ) -> LLMProvider:
-    """Build the provider the CLI names; a missing key is a one-line exit-4 error naming its variable."""
+    """Build the provider the CLI names; a missing key is a one-line exit-4 error naming its variable.
+
+    formats remembers what an OpenAI-compatible server accepts (the other providers have one way each); without
+    it every call negotiates afresh.
+    """
     spec = SPECS[name]
     api_key = next((environ[var] for var in spec.key_variables if environ.get(var)), None)
     if api_key is None:
@@ -105,6 +147,8 @@ def make_provider(
         )
     url = base_url or next((environ[var] for var in spec.base_url_variables if environ.get(var)), None)
     connection = Connection(api_key, url, timeout, max_retries)
+    if name == "openai":
+        return OpenAIProvider(model or spec.default_model, connection, formats)
     return _CLASSES[name](model or spec.default_model, connection)
 
 
@@ -206,23 +250,57 @@ class OpenAIProvider(_SDKProvider):
     # No output limit: OpenAI-compatible servers disagree on its name (max_tokens, max_completion_tokens).
     PARAMETERS = {"temperature": 0.0}
 
+    def __init__(self, model: str, connection: Connection, formats: FormatMemory | None = None) -> None:
+        super().__init__(model, connection)
+        self.formats = formats
+
     def _call(self, conversation: Conversation) -> str:
+        """The answer in the first response format the server accepts, starting from the one it accepted last."""
         import openai
 
         client = openai.OpenAI(
             api_key=self.connection.api_key, base_url=self.connection.base_url,
             timeout=self.connection.timeout, max_retries=self.connection.max_retries,
         )
+        server = self.connection.base_url or "default"
+        known = self.formats.recall(server, self.model) if self.formats is not None else None
+        candidates = RESPONSE_FORMATS[RESPONSE_FORMATS.index(known):] if known in RESPONSE_FORMATS else RESPONSE_FORMATS
+        for response_format in candidates:
+            try:
+                content = self._ask(client, conversation, response_format, probe=response_format != known)
+            except openai.APIStatusError as e:
+                if response_format == INSTRUCTIONS or not _rejects_format(e):
+                    raise
+                log.info("%s does not accept response_format %s (HTTP %d); asking again with the next format",
+                         self._where(), response_format, e.status_code)
+                continue
+            if response_format != known and self.formats is not None:
+                self.formats.remember(server, self.model, response_format)
+            return content
+        raise AssertionError("unreachable: instructions is never rejected")
+
+    def _ask(self, client: Any, conversation: Conversation, response_format: str, probe: bool) -> str:
+        """One chat completion. A probe (a format this server has not taken yet) is made without the SDK's
+        retries, because llama-cpp-python answers an unknown format with HTTP 500, which the SDK would retry like an
+        overload; a probe that fails for another retriable reason is then retried as usual, in the same number of
+        attempts in all."""
+        import openai
+
         messages = [{"role": "system", "content": conversation.system}]
         messages += [{"role": turn.role, "content": turn.text} for turn in conversation.turns]
-        raw = client.chat.completions.with_raw_response.create(
-            model=self.model, messages=messages, **self.PARAMETERS,
-            response_format={
-                "type": "json_schema",
-                # strict mode would demand every property be required; the guard validates the answer anyway.
-                "json_schema": {"name": conversation.answer_name, "schema": conversation.answer_schema, "strict": False},
-            },
-        )
+        request = {"model": self.model, "messages": messages, **self.PARAMETERS, **_response_format(response_format, conversation)}
+        retries = self.connection.max_retries
+        if probe and retries and response_format != INSTRUCTIONS:
+            try:
+                return self._content(client.with_options(max_retries=0).chat.completions.with_raw_response.create(**request))
+            except (openai.APIStatusError, openai.APIConnectionError) as e:
+                if isinstance(e, openai.APIStatusError) and (_rejects_format(e) or not _retried(e.status_code)):
+                    raise
+            time.sleep(PROBE_RETRY_PAUSE)
+            retries -= 1
+        return self._content(client.with_options(max_retries=retries).chat.completions.with_raw_response.create(**request))
+
+    def _content(self, raw: Any) -> str:
         body = self._reply_body(raw.http_response)
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices:
@@ -239,6 +317,44 @@ class OpenAIProvider(_SDKProvider):
         import openai
 
         return self._stainless_failure(openai, error)
+
+
+def _response_format(response_format: str, conversation: Conversation) -> dict[str, Any]:
+    """The request fields of one of RESPONSE_FORMATS."""
+    if response_format == JSON_SCHEMA:
+        # strict mode would demand every property be required; the callers validate the answer anyway.
+        return {"response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": conversation.answer_name, "schema": conversation.answer_schema, "strict": False},
+        }}
+    if response_format == JSON_OBJECT_SCHEMA:
+        return {"response_format": {"type": "json_object", "schema": _grammar_safe(conversation.answer_schema)}}
+    return {}
+
+
+# What llama-cpp-python's schema-to-grammar conversion cannot take, measured on 0.3.36: it spells maxLength 200 as
+# 200 nested optional characters ("number of rules that are going to be repeated multiplied by the new repetition
+# exceeds sane defaults"), and it does not know \s and other escapes in a pattern ("unknown escape"). A grammar it
+# cannot parse kills the server process, so these constraints are left to the callers, which check them anyway.
+_GRAMMAR_UNSAFE = ("minLength", "maxLength", "pattern")
+
+
+def _grammar_safe(schema: Any) -> Any:
+    """The schema as a grammar-enforcing server can take it: without _GRAMMAR_UNSAFE constraints."""
+    if isinstance(schema, dict):
+        return {key: _grammar_safe(value) for key, value in schema.items() if key not in _GRAMMAR_UNSAFE}
+    if isinstance(schema, list):
+        return [_grammar_safe(item) for item in schema]
+    return schema
+
+
+def _rejects_format(error: Any) -> bool:
+    """A server's refusal of the response_format itself (openai.APIStatusError), as opposed to any other failure."""
+    return error.status_code in FORMAT_REJECTION_STATUSES and bool(_FORMAT_REJECTION.search(f"{error} {error.body}"))
+
+
+def _retried(status: int) -> bool:
+    return status in RETRIED_STATUSES or status >= 500
 
 
 class AnthropicProvider(_SDKProvider):
@@ -344,6 +460,4 @@ def _one_line(text: str) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-_CLASSES: dict[str, type[_SDKProvider]] = {
-    "openai": OpenAIProvider, "gemini": GeminiProvider, "anthropic": AnthropicProvider,
-}
+_CLASSES: dict[str, type[_SDKProvider]] = {"gemini": GeminiProvider, "anthropic": AnthropicProvider}

@@ -1,7 +1,8 @@
-"""The LLM options of chaos-suggest: the flags (and their environment variables) as one LLMOptions value.
+"""The LLM options of chaos-suggest and chaos-report: the flags (and their environment variables) as one LLMOptions value.
 
-chaos_suggest/cli.py applies the llm_options decorator; the command then gets a single `llm` argument. This module
-stays light (no SDK, no Jinja2), so the builtin path pays nothing for the LLM flags.
+chaos_suggest/cli.py and chaos_report/cli.py apply llm_options(...) with the help texts of their own builtin path; the
+command then gets a single `llm` argument. This module stays light (no SDK, no Jinja2), so the builtin path pays
+nothing for the LLM flags.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import click
 
-from chaos_suggest.llm.providers import BUILTIN, PROVIDER_NAMES, SPECS
+from chaosgen.llm.providers import BUILTIN, PROVIDER_NAMES, SPECS
 
 DEFAULT_MAX_PROMPT_TOKENS = 8000
 DEFAULT_TIMEOUT = 120.0
@@ -22,7 +23,7 @@ DEFAULT_MAX_RETRIES = 2
 
 @dataclass(frozen=True)
 class LLMOptions:
-    """How chaos-suggest plans: builtin, or which provider and model, and how to talk to it."""
+    """Who does a stage's thinking: builtin, or which provider and model, and how to talk to it."""
 
     provider: str = BUILTIN
     model: str | None = None
@@ -45,19 +46,31 @@ def _default_models() -> str:
     return ", ".join(f"{name}: {spec.default_model}" for name, spec in SPECS.items())
 
 
-def llm_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the LLM flags to a click command and hand them to it as llm=LLMOptions(...)."""
+@dataclass(frozen=True)
+class StageHelp:
+    """The help texts that differ between the stages: what their builtin path is, and what the prompt shows."""
+
+    provider: str  # e.g. "Who plans: the built-in planner, or an LLM"
+    no_fallback: str
+    max_prompt_tokens: str
+
+
+def llm_options(stage: StageHelp) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator adding the LLM flags to a click command, handed to it as llm=LLMOptions(...)."""
+    return functools.partial(_with_llm_options, stage=stage)
+
+
+def _with_llm_options(function: Callable[..., Any], stage: StageHelp) -> Callable[..., Any]:
     flags = [
         click.option("--provider", type=click.Choice(PROVIDER_NAMES), default=BUILTIN, show_default=True,
-                     envvar="CHAOSGEN_LLM_PROVIDER", help="Who plans: the built-in planner, or an LLM (env CHAOSGEN_LLM_PROVIDER)."),
+                     envvar="CHAOSGEN_LLM_PROVIDER", help=f"{stage.provider} (env CHAOSGEN_LLM_PROVIDER)."),
         click.option("--model", default=None, envvar="CHAOSGEN_LLM_MODEL",
                      help=f"The model (env CHAOSGEN_LLM_MODEL; default {_default_models()})."),
         click.option("--base-url", default=None, help=_base_url_help()),
         click.option("--max-prompt-tokens", type=click.IntRange(min=1), default=DEFAULT_MAX_PROMPT_TOKENS, show_default=True,
-                     help="Budget of the prompt; a large Topology is compacted by criticality to fit (-v shows the estimate)."),
+                     help=stage.max_prompt_tokens),
         click.option("--anonymize", is_flag=True, help="Replace namespace, workload and service names in the prompt by placeholders."),
-        click.option("--no-fallback", is_flag=True,
-                     help="Do not let the built-in planner fill in: exit 4 if the provider fails, 3 if its answer is unusable."),
+        click.option("--no-fallback", is_flag=True, help=stage.no_fallback),
         click.option("--cache-dir", default=None, type=click.Path(file_okay=False),
                      help="Where answers are cached [default: $XDG_CACHE_HOME/chaosgen/llm]."),
         click.option("--offline", is_flag=True, help="Use cached answers only; a cache miss is an error (exit 4)."),
