@@ -2,18 +2,20 @@
 #   make demo   install, then run the offline pipeline on k8s/3tier-app.yaml with the built-in defaults
 #   make test   install everything the tests need (pip packages, Debian packages, the Go-built control plane), then pytest
 #   make lint   ruff (configured in pyproject.toml) on the whole tree, mypy on the packages
+#   make demo-live  the pipeline against the 3-tier app on the local sandbox, to a report (KEEP=1 leaves it running)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test lint deps sandbox bench bench-scale clean
+.PHONY: install demo demo-live test lint deps sandbox sandbox-down bench bench-scale clean
 
+# Quiet, and nothing on stdout: `eval "$(make -s sandbox)"` reads only the sandbox's export lines.
 $(BIN)/chaos-inventory: setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
-	touch $@
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/pip install -q --upgrade pip >&2
+	@$(BIN)/pip install -q -e '.[test]' >&2
+	@touch $@
 
 install: $(BIN)/chaos-inventory
 
@@ -34,9 +36,21 @@ lint: $(BIN)/mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy chaosgen chaos_inventory chaos_suggest chaos_litmus chaos_watch
 
+# `make -s sandbox` prints only export lines (eval "$$(make -s sandbox)"); everything else goes to stderr.
 sandbox: install
-	bash tests/sandbox/build.sh >/dev/null
-	$(BIN)/python -m tests.sandbox.sandbox up
+	@bash tests/sandbox/build.sh >/dev/null
+	@$(BIN)/python -m tests.sandbox.sandbox up
+
+sandbox-down:
+	@$(BIN)/python -m tests.sandbox.sandbox down
+
+# The sandbox with the 3-tier app, Litmus CRDs, runner, traffic simulator and Prometheus, then
+# inventory | suggest | litmus | watch and chaos-report into $(DEMO_OUT); exits with the pipeline's status.
+# KEEP=1 keeps the sandbox running (stop it with `make sandbox-down`).
+DEMO_OUT ?= build/demo-live
+demo-live: install
+	@bash tests/sandbox/build.sh >/dev/null
+	@$(BIN)/python -m tests.sandbox.demo_live --out $(DEMO_OUT)
 
 # gen_manifest.py is the benchmarks' input generator, not a benchmark; inventory_scale.py takes ~25 minutes.
 BENCHMARKS := pipeline_offline prompt_budget truth_score watch_abort

@@ -22,17 +22,15 @@ from pathlib import Path
 import pytest
 
 from chaosgen.schemas import validate
-from conftest import REPO, run
+from conftest import run
 from tests.sandbox import prometheus as prom
-from tests.sandbox.litmus_runner import SUPPORTED, LitmusRunner
+from tests.sandbox.demo_live import NAMESPACE, open_shop
+from tests.sandbox.litmus_runner import SUPPORTED
 from tests.sandbox.sandbox import Sandbox
-from tests.sandbox.traffic_sim import TrafficSim
-from tests.sandbox.watch_world import SCRAPE, apply_apps, install_litmus_crds, wait_rolled_out
+from tests.sandbox.watch_world import SCRAPE, wait_rolled_out
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.prometheus, pytest.mark.slow]
 
-NAMESPACE = "shop"
-APP = REPO / "k8s" / "3tier-app.yaml"
 SHORTEN = " | ".join([
     '.experiments[].parameters.duration = "10s"',
     '(.experiments[].parameters | select(has("interval")) | .interval) = "2s"',
@@ -78,22 +76,11 @@ class Shop:
 @pytest.fixture(scope="module")
 def shop(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """The demo app running and Ready, played by the simulator from its live Topology; metrics flowing."""
-    install_litmus_crds(sandbox)
-    apply_apps(sandbox, [NAMESPACE], APP)
-    inventory = run(f"chaos-inventory -n {NAMESPACE}", env=sandbox.env(), timeout=60)
-    assert inventory.returncode == 0, inventory.stderr.decode()
-    sim = TrafficSim(str(sandbox.admin_kubeconfig), json.loads(inventory.stdout)).start()
-    prometheus = prom.start([sim.address])
-    runner = LitmusRunner(str(sandbox.admin_kubeconfig), prometheus.url).start()
+    services = open_shop(sandbox)
     try:
-        prometheus.wait_for_samples(f'http_requests_total{{namespace="{NAMESPACE}",service="api",code="200"}}')
-        prometheus.wait_for_samples(f'kube_statefulset_status_replicas_ready{{namespace="{NAMESPACE}"}}')
-        time.sleep(3 * SCRAPE)  # a few scrapes so that rate() has points
-        yield Shop(sandbox, prometheus, tmp_path_factory.mktemp("pipeline"))
+        yield Shop(sandbox, services.prometheus, tmp_path_factory.mktemp("pipeline"))
     finally:
-        runner.close()
-        prometheus.stop()
-        sim.close()
+        services.close()
         # The namespace stays (test_live_inventory uses the same app); what the pipeline created goes.
         sandbox.run_kubectl("delete", "chaosengines,chaosexperiments,serviceaccounts,roles,rolebindings", "-n",
                             NAMESPACE, "-l", "app.kubernetes.io/managed-by=chaosgen", "--wait=false", check=False)

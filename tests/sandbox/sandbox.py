@@ -1,11 +1,15 @@
 """A real local Kubernetes control plane for tests, benchmarks and demos: etcd, kube-apiserver (RBAC and
 admission on), kube-controller-manager, kube-scheduler and kwok (fake nodes and pods), all on 127.0.0.1.
 
-Used by the pytest fixture (tests/sandbox/fixture.py), benchmarks/inventory_scale.py and `make sandbox`:
+Used by the pytest fixture (tests/sandbox/fixture.py), benchmarks/inventory_scale.py, `make sandbox` and
+`make demo-live`:
 
-    python -m tests.sandbox.sandbox up [--nodes 3] [--ready-delay 2]   # prints `export KUBECONFIG=...`
+    python -m tests.sandbox.sandbox up [--nodes 3] [--ready-delay 2]   # prints `export KUBECONFIG=...` lines only
+    python -m tests.sandbox.sandbox up --world    # plus the 3-tier app, Litmus CRDs, runner, simulator, Prometheus
     python -m tests.sandbox.sandbox env                                # the same lines again
     python -m tests.sandbox.sandbox down                               # stops exactly what `up` started
+
+`eval "$(python -m tests.sandbox.sandbox env)"` sets KUBECONFIG, PATH (kubectl) and, with --world, PROMETHEUS_URL.
 
 The binaries come from tests/sandbox/build.sh (built once from the Go module proxy, then cached).
 """
@@ -27,6 +31,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import requests
 import urllib3
@@ -56,6 +61,9 @@ FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 LEADER_ELECTION_FLAGS = ("--leader-elect-lease-duration=120s", "--leader-elect-renew-deadline=110s",
                          "--leader-elect-retry-period=2s")
 START_TIMEOUT = 60.0
+# The ready delay of the demo world: a new pod becomes Ready this many seconds after it is scheduled (a small
+# service's start-up and first readiness probe), so that a recovery takes a measurable, plausible time.
+WORLD_READY_DELAY = 3.0
 STOP_GRACE = 10.0
 # Component name -> binary, in start order; stop() goes in reverse.
 COMPONENTS = {
@@ -110,6 +118,10 @@ class Sandbox:
     readonly_kubeconfig: Path
     pids: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    # Processes started for the sandbox besides the control plane (the demo world, its Prometheus):
+    # name -> [pid, the program it runs], stopped first, in the order they were started.
+    daemons: dict[str, list] = field(default_factory=dict)
+    prometheus_url: str | None = None
 
     @property
     def kubectl(self) -> Path:
@@ -180,8 +192,12 @@ class Sandbox:
         return path
 
     def stop(self) -> None:
-        """Stop exactly the processes this sandbox started, newest first, then remove its data directory."""
+        """Stop exactly the processes this sandbox started (daemons, then the control plane newest first), then
+        remove its data directory."""
         started = time.monotonic()
+        for pid, program in self.daemons.values():
+            _terminate(pid, Path(program))
+        self.daemons.clear()
         for component in reversed(list(self.pids)):
             _terminate(self.pids[component], self.bin_dir / COMPONENTS[component])
         self.pids.clear()
@@ -450,10 +466,42 @@ def _start(
     mark("ready")
 
 
-def _print_env(sandbox: Sandbox) -> None:
-    print(f"export KUBECONFIG={sandbox.admin_kubeconfig}")
-    print(f"export PATH={sandbox.bin_dir}:$PATH")
-    print(f"# read-only identity: KUBECONFIG={sandbox.readonly_kubeconfig}")
+def print_env(sandbox: Sandbox, file: TextIO = sys.stdout) -> None:
+    """`export` lines for eval, nothing else: kubeconfig, kubectl on PATH and, with the world, Prometheus."""
+    print(f"export KUBECONFIG={sandbox.admin_kubeconfig}", file=file)
+    print(f"export PATH={sandbox.bin_dir}:$PATH", file=file)
+    if sandbox.prometheus_url:
+        print(f"export PROMETHEUS_URL={sandbox.prometheus_url}", file=file)
+
+
+def is_running(state: Path) -> bool:
+    """True when `state` records a sandbox of which some process still runs."""
+    if not state.exists():
+        return False
+    running = Sandbox.load(state)
+    programs = [(pid, running.bin_dir / COMPONENTS[c]) for c, pid in running.pids.items()]
+    programs += [(pid, Path(program)) for pid, program in running.daemons.values()]
+    return any(_is_ours(pid, program) for pid, program in programs)
+
+
+def up(state: Path, nodes: int = 3, ready_delay: float = 0.0, world: bool = False) -> Sandbox:
+    """Start a sandbox recorded in `state` (for `env` and `down`); with world, the demo world too
+    (tests/sandbox/demo_live.py). On any failure everything started is stopped and the record removed."""
+    sandbox = start(build(), nodes=nodes, ready_delay=ready_delay)
+    try:
+        sandbox.save(state)
+        if world:
+            from tests.sandbox.demo_live import start_world  # it builds on this module
+
+            started = time.monotonic()
+            start_world(sandbox, state)
+            sandbox.timings["world"] = round(time.monotonic() - started, 2)
+            sandbox.save(state)
+    except BaseException:
+        sandbox.stop()
+        state.unlink(missing_ok=True)
+        raise
+    return sandbox
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -462,28 +510,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("up", "down", "env"))
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE, help="where `up` records what it started")
     parser.add_argument("--nodes", type=int, default=3, help="fake nodes, spread over zone-a/b/c")
-    parser.add_argument("--ready-delay", type=float, default=0.0, help="seconds before a new pod becomes Ready")
+    parser.add_argument("--ready-delay", type=float, help="seconds before a new pod becomes Ready "
+                        f"(default 0, with --world {WORLD_READY_DELAY:g})")
+    parser.add_argument("--world", action="store_true", help="also the 3-tier app, the Litmus CRDs and runner, the "
+                        "traffic simulator and Prometheus (what `make demo-live` runs against)")
     args = parser.parse_args(argv)
     urllib3.disable_warnings()
 
     if args.action == "up":
-        if args.state.exists():
-            running = Sandbox.load(args.state)
-            if any(_is_ours(pid, running.bin_dir / COMPONENTS[c]) for c, pid in running.pids.items()):
-                print(f"a sandbox is already running ({args.state}); run `down` first", file=sys.stderr)
-                return 1
-        sandbox = start(build(), nodes=args.nodes, ready_delay=args.ready_delay)
-        sandbox.save(args.state)
+        if is_running(args.state):
+            print(f"a sandbox is already running ({args.state}); run `down` first", file=sys.stderr)
+            return 1
+        ready_delay = args.ready_delay if args.ready_delay is not None else WORLD_READY_DELAY if args.world else 0.0
+        try:
+            sandbox = up(args.state, nodes=args.nodes, ready_delay=ready_delay, world=args.world)
+        except SandboxError as e:
+            print(f"sandbox: {e}", file=sys.stderr)
+            return 4
         timings = " ".join(f"{step}={seconds}s" for step, seconds in sandbox.timings.items())
-        print(f"sandbox up at {sandbox.server} ({timings}); pids {sandbox.pids}", file=sys.stderr)
-        _print_env(sandbox)
+        print(f"sandbox up at {sandbox.server} ({timings}); pids {sandbox.pids} {sandbox.daemons}", file=sys.stderr)
+        print(f"read-only identity: KUBECONFIG={sandbox.readonly_kubeconfig}", file=sys.stderr)
+        print_env(sandbox)
         return 0
     if not args.state.exists():
         print(f"no sandbox recorded in {args.state}", file=sys.stderr)
         return 1
     sandbox = Sandbox.load(args.state)
     if args.action == "env":
-        _print_env(sandbox)
+        print_env(sandbox)
         return 0
     sandbox.stop()
     args.state.unlink()

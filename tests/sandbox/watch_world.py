@@ -1,6 +1,9 @@
 """The world chaos-watch's end-to-end tests and benchmarks/watch_abort.py run in: the sandbox with the Litmus CRDs,
 the test app (watch_app.py), the traffic simulator, Debian's Prometheus scraping it every second and the
-Litmus-compatible runner. open_world() sets it all up; World.close() takes it down again (not the sandbox)."""
+Litmus-compatible runner. open_world() sets it all up; World.close() takes it down again (not the sandbox).
+
+start_services() is the one place that starts simulator, Prometheus and runner for an app; the 3-tier demo world
+(demo_live.py, `make demo-live`) and tests/test_e2e_pipeline.py use it too."""
 
 from __future__ import annotations
 
@@ -28,12 +31,53 @@ SCRAPE = prom.SCRAPE_INTERVAL_SECONDS
 
 
 @dataclass
+class Services:
+    """What plays and runs an app in the sandbox: the traffic simulator (app metrics and kube-state-metrics gauges),
+    Prometheus scraping it every second, and the Litmus-compatible runner evaluating promProbes against it."""
+
+    sim: TrafficSim
+    prometheus: prom.Prometheus
+    runner: LitmusRunner
+
+    def close(self) -> None:
+        self.runner.close()
+        self.prometheus.stop()
+        self.sim.close()
+
+
+def start_services(kubeconfig: Path, topology: dict, *wait_for: str) -> Services:
+    """Start simulator, Prometheus and runner for the app of `topology`; return once every `wait_for` query has
+    samples and a few more scrapes have landed (so that rate() has points). Nothing is left running on failure."""
+    sim = TrafficSim(str(kubeconfig), topology).start()
+    try:
+        prometheus = prom.start([sim.address])
+    except BaseException:
+        sim.close()
+        raise
+    services = Services(sim, prometheus, LitmusRunner(str(kubeconfig), prometheus.url).start())
+    try:
+        for query in wait_for:
+            prometheus.wait_for_samples(query)
+        time.sleep(3 * SCRAPE)
+    except BaseException:
+        services.close()
+        raise
+    return services
+
+
+@dataclass
 class World:
     sandbox: Sandbox
-    prometheus: prom.Prometheus
-    sim: TrafficSim
-    runner: LitmusRunner
+    services: Services
     tmp: Path
+
+    @property
+    def prometheus(self) -> prom.Prometheus:
+        return self.services.prometheus
+
+    @property
+    def sim(self) -> TrafficSim:
+        return self.services.sim
 
     def kubectl_json(self, *args: str) -> dict:
         return json.loads(self.sandbox.run_kubectl(*args, "-o", "json").stdout)
@@ -59,9 +103,7 @@ class World:
             self.sandbox.run_kubectl("rollout", "status", f"{kind.lower()}/{name}", "-n", NAMESPACE, "--timeout=90s")
 
     def close(self) -> None:
-        self.runner.close()
-        self.prometheus.stop()
-        self.sim.close()
+        self.services.close()
         self.sandbox.run_kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 
     def wait_engine(self, name: str, status: str, timeout: float = 30) -> dict:
@@ -141,14 +183,11 @@ def open_world(sandbox: Sandbox, tmp: Path) -> World:
     """Install the CRDs and the app, start simulator, Prometheus and runner; return once metrics flow."""
     install_litmus_crds(sandbox)
     sandbox.apply("\n---\n".join(json.dumps(o) for o in watch_app.manifests(NAMESPACE, ready_delay=1.0)))
-    sim = TrafficSim(str(sandbox.admin_kubeconfig), watch_app.topology(NAMESPACE)).start()
-    prometheus = prom.start([sim.address])
-    runner = LitmusRunner(str(sandbox.admin_kubeconfig), prometheus.url).start()
-    world = World(sandbox, prometheus, sim, runner, tmp)
+    services = start_services(sandbox.admin_kubeconfig, watch_app.topology(NAMESPACE),
+                              f'http_requests_total{{namespace="{NAMESPACE}",code="200"}}')
+    world = World(sandbox, services, tmp)
     try:
         world.wait_ready()
-        prometheus.wait_for_samples(f'http_requests_total{{namespace="{NAMESPACE}",code="200"}}')
-        time.sleep(3 * SCRAPE)  # a few scrapes so that rate() has points
     except BaseException:
         world.close()
         raise
