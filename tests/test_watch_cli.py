@@ -182,7 +182,7 @@ def test_cleanup_stops_a_dead_run_even_if_its_pid_was_reused_and_a_live_one_with
                    f"--kubeconfig {unreachable_kubeconfig}")
     assert completed.returncode == 4 and completed.stdout == ""
     *said, error = completed.stderr.splitlines()
-    assert error.startswith("chaos-watch: error: cluster https://127.0.0.1:1 unreachable")
+    assert error.startswith("chaos-watch: error: cannot reach the Kubernetes API at https://127.0.0.1:1")
     assert said == ([f"chaos-watch: 20260101T000000Z-1.jsonl: its chaos-watch (pid {live_process.pid}) is still "
                      "running; stopping it anyway (--force)"] if force else [])
 
