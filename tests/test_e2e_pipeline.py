@@ -35,6 +35,8 @@ SHORTEN = " | ".join([
     '.experiments[].parameters.duration = "10s"',
     '(.experiments[].parameters | select(has("interval")) | .interval) = "2s"',
     '(.experiments[].abort_thresholds[] | select(.name | endswith("-error-rate")) | .for) = "0s"',
+    # The policy holds every `for` within the (now 10 s) chaos plus one probe interval.
+    '(.experiments[].abort_thresholds[] | select(.name | endswith("-error-rate") | not) | .for) = "10s"',
     '(.experiments[] | .abort_thresholds[], .steady_state[] | select(has("query")) | .query) |= gsub("\\\\[1m\\\\]"; "[15s]")',
 ])
 INACTIVE = ("completed", "stopped")

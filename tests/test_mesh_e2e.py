@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_e2e_pipeline import SHORTEN as E2E_SHORTEN
+from test_e2e_pipeline import SHORTEN
 
 from chaos_suggest import promql
 from conftest import run
@@ -35,7 +35,6 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.prometheus, pytest.mark.slow]
 NAMESPACE = "mesh-istio"
 WEB, API, DB = (f"{NAMESPACE}/{kind}/{name}" for name, (kind, _, _) in watch_app.WORKLOADS.items())
 # The e2e pipeline's shortening, and the replica threshold's wait within the shortened chaos.
-SHORTEN = E2E_SHORTEN + ' | (.experiments[].abort_thresholds[] | select(.name | endswith("-replicas-unavailable")) | .for) = "10s"'
 
 
 def manifests() -> list[dict]:
