@@ -124,6 +124,8 @@ def inventory(reader: ClusterReader, scope: Scope, readings: telemetry.Readings 
     try:
         topology = core.build_topology(found.objects, source, found.runtime, readings)
     except core.MalformedObject as e:
+        if e.index is None:  # build_topology sets it on every MalformedObject it lets out: a bug
+            raise
         obj = found.objects[e.index]
         where = f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']} in the cluster"
         raise InputRejected(e.message, where, e.path) from e

@@ -16,11 +16,11 @@ from typing import Any
 from chaosgen import engine_contract
 from chaosgen.errors import InputRejected, PolicyViolation
 from chaosgen.faults import FAULTS, PARAMETERS, Family, fault_named
+from chaosgen.litmus import LITMUS_API_VERSION
 from chaosgen.policy import PROBE_INTERVAL_SECONDS, abort_window_limit, enforce_plan
 from chaosgen.secrets import redact_text
 from chaosgen.units import parse_duration
 
-from chaosgen.litmus import LITMUS_API_VERSION
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "chaosgen"

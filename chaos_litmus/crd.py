@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import yaml
 
@@ -33,7 +33,7 @@ def crd_schema(crd_documents: list[Any], kind: str) -> dict[str, Any]:
     for document in crd_documents:
         if isinstance(document, dict) and document.get("spec", {}).get("names", {}).get("kind") == kind:
             version = next(v for v in document["spec"]["versions"] if v.get("served"))
-            return version["schema"]["openAPIV3Schema"]
+            return cast(dict[str, Any], version["schema"]["openAPIV3Schema"])
     raise KeyError(f"no CustomResourceDefinition for {kind}")
 
 

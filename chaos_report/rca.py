@@ -215,7 +215,8 @@ def read_findings(answer: str, evidence: Evidence, reveal: Callable[[Any], Any])
         if item["experiment"] not in evidence.labels:
             warnings.append(f"{where} dropped: it explains {_quoted(item['experiment'])}, which is not an experiment of the input")
             continue
-        cited = item.get("evidence") if isinstance(item.get("evidence"), list) else []
+        evidence_ids = item.get("evidence")
+        cited = evidence_ids if isinstance(evidence_ids, list) else []
         real = tuple(dict.fromkeys(c for c in cited if isinstance(c, str) and c in evidence.ids))[:CITATIONS_PER_FINDING]
         unknown = [c for c in cited if c not in real]
         if not real:
@@ -223,8 +224,9 @@ def read_findings(answer: str, evidence: Evidence, reveal: Callable[[Any], Any])
             continue
         if unknown:
             warnings.append(f"{where}: citations not in the input removed ({_citations(unknown)})")
-        confidence = item.get("confidence") if item.get("confidence") in CONFIDENCES else "low"
-        recommendation = item.get("recommendation") if isinstance(item.get("recommendation"), str) else ""
+        stated, advice = item.get("confidence"), item.get("recommendation")
+        confidence = stated if isinstance(stated, str) and stated in CONFIDENCES else "low"
+        recommendation = advice if isinstance(advice, str) else ""
         findings.append(Finding(item["experiment"], _plain(item["cause"]), real, confidence, _plain(recommendation)))
     if len(raw) > MAX_FINDINGS:
         warnings.append(f"{len(raw) - MAX_FINDINGS} findings past the first {MAX_FINDINGS} dropped")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from chaos_suggest import promql
 from chaos_suggest.topology import TopologyIndex, app_containers, first_label_selector, label_selector
 from chaos_suggest.weaknesses import DATA_TIERS, Candidate, Weakness
-from chaosgen.faults import Fault, Family, fault_named
+from chaosgen.faults import Family, Fault, fault_named
 from chaosgen.policy import abort_window_limit
 from chaosgen.units import format_duration, parse_duration
 
@@ -78,7 +78,7 @@ def _shape(index: TopologyIndex, candidate: Candidate, fault: Fault, policy: dic
 def _drained_node(workload: dict[str, Any]) -> str:
     """The node a node-drain empties: the first of the target's nodes (the planner drains only targets seen on
     two nodes or more, so the second one is left for Litmus's own pods)."""
-    return sorted(workload.get("runtime", {}).get("nodes") or [""])[0]
+    return cast(str, sorted(workload.get("runtime", {}).get("nodes") or [""])[0])
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def build_experiment(index: TopologyIndex, candidate: Candidate, policy: dict[st
     total_loss = fault.takes_pods_away and shape.actual_percent == 100
     facts = _facts(shape, duration, recovery, parameters)
     gap = telemetry_gap(index, workload["id"])
-    experiment = {
+    experiment: dict[str, Any] = {
         "title": text.title.format(**facts),
         "hypothesis": text.hypothesis.format(**facts) + _error_clause(shape),
         "generator": "builtin",
@@ -280,7 +280,7 @@ def _clamped(seconds: int, policy: dict[str, Any]) -> int:
 
 
 def _max_replicas(workload: dict[str, Any]) -> int:
-    return workload.get("protection", {}).get("max_replicas") or workload["replicas"]
+    return cast(int, workload.get("protection", {}).get("max_replicas") or workload["replicas"])
 
 
 def _expected_recovery(weakness: Weakness, fault: Fault, workload: dict[str, Any]) -> int:

@@ -5,7 +5,7 @@ TopologyIndex answers who calls whom; label_selector and app_containers read one
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 # Roles (chaos-inventory's tier `other` workloads) whose dependencies a run must not break.
 WATCHER_ROLES = ("observability", "chaos-engine")
@@ -54,7 +54,7 @@ class TopologyIndex:
                       if w["kind"] != "DaemonSet" and node in (w.get("runtime", {}).get("nodes") or []))
 
     def criticality(self, workload_id: str) -> int:
-        return self.workloads[workload_id]["criticality"]["score"]
+        return cast(int, self.workloads[workload_id]["criticality"]["score"])
 
     def families(self, workload_id: str) -> list[str]:
         """The metric families whose series name this workload (empty without telemetry)."""

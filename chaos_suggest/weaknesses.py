@@ -8,9 +8,10 @@ family of hypotheses it belongs to (FAMILIES): a plan spans the families before 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from chaos_suggest import promql
 from chaos_suggest.topology import TopologyIndex, app_containers, first_label_selector
@@ -74,7 +75,7 @@ def _container_fact(test: Callable[[dict[str, Any]], bool]) -> Detector:
 
 
 def _single_replica(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
-    return workload["replicas"] == 1
+    return bool(workload["replicas"] == 1)
 
 
 def _has_hpa(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
@@ -114,11 +115,11 @@ def _has_soft_callers(workload: dict[str, Any], index: TopologyIndex, risks: lis
 def _can_scale_out(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
     """An autoscaler that may add replicas: the cluster must have room for its maximum."""
     scalable = workload["kind"] in ("Deployment", "StatefulSet")
-    return scalable and (workload.get("protection", {}).get("max_replicas") or 0) > workload["replicas"]
+    return scalable and bool((workload.get("protection", {}).get("max_replicas") or 0) > workload["replicas"])
 
 
 def _replicated(workload: dict[str, Any], index: TopologyIndex, risks: list[dict[str, Any]]) -> bool:
-    return workload["replicas"] >= 2
+    return bool(workload["replicas"] >= 2)
 
 
 _LIMIT_TOKENS = ("no-limits", "no-resource-limits", "no-resources", "resource-limits")

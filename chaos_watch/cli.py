@@ -102,7 +102,8 @@ def main(ctx: click.Context, debug: bool, verbose: int, **options: Any) -> None:
 
 def watch(filename: str, prometheus_url: str | None, interval: float, timeout: float | None,
           recovery_timeout: float, on_metrics_loss: str, dry_run: bool, parallel: int, events: bool,
-          allow_inert_thresholds: bool, policy_path: str | None, kubeconfig: str | None, context: str | None, state_dir: Path | None) -> int:
+          allow_inert_thresholds: bool, policy_path: str | None, kubeconfig: str | None, context: str | None,
+          state_dir: Path | None) -> int:
     """The run: read and check the input, run the engines, write the RunResult, return the exit code."""
     source = display_name(filename)
     objects = core.split_documents(parse_documents(read_bytes(filename), source), source)
@@ -244,8 +245,10 @@ def _cleanup(delete: bool, wait_seconds: float, force: bool, kubeconfig: str | N
     backend = LitmusBackend(cluster)
     total = 0
     for path, records in runs:
-        total += stop_leftovers(backend, cluster, records, delete, wait_seconds,
-                                lambda line, run_name=path.name: say(f"{TOOL}: {run_name}: {line}"))
+        def report(line: str, run_name: str = path.name) -> None:
+            say(f"{TOOL}: {run_name}: {line}")
+
+        total += stop_leftovers(backend, cluster, records, delete, wait_seconds, report)
         FileJournal(path.parent, path.name.removesuffix(".jsonl")).record("cleaned", at=core.iso_utc(time.time()))
     say(f"{TOOL}: cleaned {len(runs)} run(s), stopped {total} engine(s)")
     return 0

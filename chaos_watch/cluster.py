@@ -9,7 +9,7 @@ relists when the server says that version is gone (410), so no event is missed.
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from chaosgen import kube
 from chaosgen.kube import WatchHandler
@@ -67,7 +67,7 @@ class KubernetesCluster:
     def list(self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         path = self.kube.resource(api_version, kind).path(namespace)
         body = self.kube.request("GET", path, f"list {kind}", query={"labelSelector": label_selector})
-        return (body or {}).get("items", [])
+        return cast(list[dict[str, Any]], (body or {}).get("items", []))
 
     def apply(self, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         metadata = obj["metadata"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from chaosgen import API_VERSION, engine_contract
@@ -400,7 +400,7 @@ class Observation:
     recovered: bool | None = None
 
     def offset(self, t: float) -> float:
-        return _round(max(0.0, t - self.started_at)) if self.started_at is not None else 0.0
+        return round(max(0.0, t - self.started_at), 3) if self.started_at is not None else 0.0
 
     def event(self, t: float, kind: str, message: str) -> dict[str, Any]:
         entry = {"t": self.offset(t), "type": kind, "message": message}
@@ -572,7 +572,7 @@ def exit_code(document: dict[str, Any]) -> int:
 
 def iso_utc(epoch_seconds: float) -> str:
     """RFC 3339 UTC with milliseconds, the RunResult's timestamp format."""
-    stamp = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    stamp = datetime.fromtimestamp(epoch_seconds, tz=UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 

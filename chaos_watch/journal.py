@@ -25,7 +25,10 @@ def default_state_dir() -> Path:
 
 
 class Journal(Protocol):
-    path: str | None
+    @property
+    def path(self) -> str | None:
+        """The journal's file, None for a journal that records nothing."""
+        ...
 
     def record(self, op: str, **fields: Any) -> None:
         """Append one record (op: run, apply, stop, finished, cleaned)."""

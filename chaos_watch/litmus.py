@@ -1,7 +1,8 @@
 """LitmusChaos as chaos-watch's EngineBackend: ChaosEngine/ChaosResult/ChaosExperiment through the Cluster seam.
 
 A run is watched through three resumable watches (the ChaosEngine, its ChaosResult, the pods of the target's
-namespace, of which TargetPods keeps the ones the engine selects by Litmus's rules); stopping is Litmus's `engineState: stop`, and Litmus confirms it with engineStatus stopped.
+namespace, of which TargetPods keeps the ones the engine selects by Litmus's rules); stopping is Litmus's
+`engineState: stop`, and Litmus confirms it with engineStatus stopped.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class LitmusBackend:
 
     name = "LitmusChaos"
     engine_kind = "ChaosEngine"
-    support_kinds = ("ChaosExperiment",)
+    support_kinds: tuple[str, ...] = ("ChaosExperiment",)
     environment_checks = frozenset({"litmus-crds"})
 
     def __init__(self, cluster: Cluster) -> None:
@@ -134,7 +135,7 @@ class LitmusBackend:
         return engine.pods.namespace
 
     def start(self, engine: core.Engine, wake: threading.Event, on_pod: Callable[[core.PodChange], None]) -> LitmusRun:
-        watches = [
+        watches: list[dict[str, Any]] = [
             dict(api_version=LITMUS, kind="ChaosEngine", namespace=engine.namespace, name=engine.name),
             dict(api_version=LITMUS, kind="ChaosResult", namespace=engine.namespace, name=engine.result_name),
             # The whole namespace: Litmus's selection (owners, an OR of labels) is no Kubernetes label selector.

@@ -162,6 +162,7 @@ class Runner:
             run = self.backend.start(engine, wake, on_pod)
             try:
                 initially_ready = self._inject(observation, run, wake)
+                assert observation.started_at is not None  # _inject sets it first thing
                 self._recover(observation, run, wake)
                 observation.chaos_result = run.chaos_result()
                 self._notice_outside_stop(observation, run)
@@ -198,7 +199,9 @@ class Runner:
         """Until the engine completes: evaluate thresholds every interval, abort on breach/metrics loss/timeout/signal."""
         engine = observation.engine
         settings = self.settings
-        deadline = observation.started_at + (settings.timeout or default_timeout(engine))
+        started_at = observation.started_at
+        assert started_at is not None  # _inject sets it before it observes
+        deadline = started_at + (settings.timeout or default_timeout(engine))
         next_evaluation = self.clock()
         last_status = None
         injected = False
@@ -228,7 +231,7 @@ class Runner:
                 next_evaluation = max(next_evaluation + settings.interval, now + settings.interval / 4)
             if now >= deadline:
                 self._abort(observation, run, wake, "timeout",
-                            f"the engine did not complete within {deadline - observation.started_at:g}s (--timeout)", None)
+                            f"the engine did not complete within {deadline - started_at:g}s (--timeout)", None)
                 return
             wake.wait(max(0.0, min(next_evaluation, deadline) - self.clock()))
             wake.clear()

@@ -6,7 +6,7 @@ recovery against its desired replicas, and a backend feeds TargetPods from its p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from chaos_watch import core
 from chaos_watch.cluster import Cluster
@@ -90,4 +90,4 @@ def desired_replicas(cluster: Cluster, engine: core.Engine, namespace: str) -> i
     """How many ready pods mean "recovered": the workload's spec.replicas, 1 for a target that is not replicated."""
     found = _workload(cluster, engine, namespace)
     workload = found[2] if found else None
-    return ((workload or {}).get("spec") or {}).get("replicas", 1)
+    return cast(int, ((workload or {}).get("spec") or {}).get("replicas", 1))

@@ -14,11 +14,11 @@ the schema's faultType enum.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Family(str, Enum):
+class Family(StrEnum):
     """What a fault does to the target, which decides what an experiment with it may claim."""
 
     REMOVES_PODS = "removes-pods"  # pods go away and the controller must bring them back

@@ -11,6 +11,7 @@ Every failure is a chaosgen.errors.ClusterError subclass, whose str() is the one
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -20,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -309,7 +310,7 @@ class Kube:
     def get(self, path: str, what: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
         try:
-            return self.request("GET", path, what)
+            return cast("dict[str, Any] | None", self.request("GET", path, what))
         except ClusterNotFound:
             return None
 
@@ -333,8 +334,8 @@ class Kube:
               content_type: str = "application/merge-patch+json") -> dict[str, Any] | None:
         """A merge patch (or another patch type); None when the object does not exist."""
         try:
-            return self.request("PATCH", path, what, query={"fieldManager": FIELD_MANAGER}, body=patch,
-                                content_type=content_type)
+            return cast("dict[str, Any] | None", self.request("PATCH", path, what, query={"fieldManager": FIELD_MANAGER},
+                                                              body=patch, content_type=content_type))
         except ClusterNotFound:
             return None
 
@@ -352,7 +353,7 @@ class Kube:
     def delete(self, path: str, what: str, propagation: str = "Background") -> dict[str, Any] | None:
         """Delete the object; None when it was already gone."""
         try:
-            return self.request("DELETE", path, what, query={"propagationPolicy": propagation})
+            return cast("dict[str, Any] | None", self.request("DELETE", path, what, query={"propagationPolicy": propagation}))
         except ClusterNotFound:
             return None
 
@@ -476,10 +477,9 @@ def _close_when(response: urllib3.BaseHTTPResponse, stop: threading.Event, done:
     def closer() -> None:
         while not done.is_set():
             if stop.wait(0.2):
-                try:
+                # the stream may have ended and gone back to the pool meanwhile
+                with contextlib.suppress(RuntimeError, OSError):
                     response.shutdown()
-                except (RuntimeError, OSError):  # the stream ended and went back to the pool meanwhile
-                    pass
                 return
 
     threading.Thread(target=closer, daemon=True, name="kube-watch-closer").start()

@@ -18,7 +18,7 @@ from chaos_suggest.llm.guard import answer_schema
 from chaos_suggest.llm.prompt import PromptBuilder
 from chaos_suggest.topology import TopologyIndex
 from chaos_suggest.weaknesses import WEAKNESSES, candidates
-from chaosgen.faults import FAULT_TYPES, FAULTS, PARAMETERS, TOTAL_LOSS_FAULTS, Fault, Family, Parameter, fault_named
+from chaosgen.faults import FAULT_TYPES, FAULTS, PARAMETERS, TOTAL_LOSS_FAULTS, Family, Fault, Parameter, fault_named
 from chaosgen.policy import DEFAULT_POLICY, load_policy, pods_affected_violations
 
 REPO = Path(__file__).resolve().parents[1]

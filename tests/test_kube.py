@@ -102,7 +102,7 @@ def api(tmp_path: Path) -> Iterator[FakeApi]:
             self.wfile.write(b"0\r\n\r\n")
             self.close_connection = True
 
-        do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = handle_any
+        do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = handle_any  # noqa: N815 - the names http.server dispatches to
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

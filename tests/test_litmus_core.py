@@ -4,8 +4,8 @@ rendered ChaosEngine/ChaosExperiment against the real Litmus CRD schemas."""
 from __future__ import annotations
 
 import copy
-import math
 import json
+import math
 import operator
 import subprocess
 from pathlib import Path
@@ -313,7 +313,8 @@ def test_rbac_comes_first_then_experiments_then_engines_deduplicated_per_namespa
     twice = experiment(1, id="again")
     documents = render(plan_of(*PLAN["experiments"], twice))
     kinds = [d["kind"] for d in documents]
-    order = {"ClusterRole": 0, "ServiceAccount": 0, "Role": 0, "RoleBinding": 0, "ClusterRoleBinding": 0, "ChaosExperiment": 1, "ChaosEngine": 2}
+    order = {"ClusterRole": 0, "ServiceAccount": 0, "Role": 0, "RoleBinding": 0, "ClusterRoleBinding": 0,
+             "ChaosExperiment": 1, "ChaosEngine": 2}
     assert [order[k] for k in kinds] == sorted(order[k] for k in kinds)
     names = [(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]) for d in documents]
     assert len(names) == len(set(names))
@@ -387,7 +388,8 @@ def test_a_policy_violation_names_the_rule_and_the_experiment():
 @pytest.mark.parametrize(("changed", "path", "message"), [
     (experiment(1, id="r1-pod-delete-db"), "$.experiments[1].id", "duplicate experiment id r1-pod-delete-db"),
     (experiment(3, target={"workload": "payments/DaemonSet/x", "namespace": "payments", "kind": "DaemonSet", "name": "x",
-                           "label_selector": "app=x"}, blast_radius={**experiment(3)["blast_radius"], "workloads": ["payments/DaemonSet/x"]}),
+                           "label_selector": "app=x"},
+                 blast_radius={**experiment(3)["blast_radius"], "workloads": ["payments/DaemonSet/x"]}),
      "$.experiments[1]", "unsupported-target-kind: Litmus cannot aim pod-autoscaler at a DaemonSet"),
     (experiment(0, id="other", steady_state=[{"name": "p", "type": "k8s", "resource": "pods", "namespace": "other",
                                               "label_selector": "app=x", "operation": "present"}]),

@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from test_real_litmus import LITMUS_CRDS, _deployment, _engine, _pod_uids
 
 from tests.sandbox.litmus_runner import LitmusRunner
 from tests.sandbox.sandbox import Sandbox
-from test_real_litmus import LITMUS_CRDS, _deployment, _engine, _pod_uids
 
 pytestmark = pytest.mark.sandbox
 

@@ -140,7 +140,8 @@ def test_fields_the_guard_owns_are_overwritten(guard: Guard) -> None:
 
 
 def test_junk_never_crashes_the_guard(guard: Guard) -> None:
-    junk = [None, 3, "x", [], {"target": 1}, {"blast_radius": {"workloads": [{}], "namespaces": 5}, "target": {"workload": "shop/Deployment/api"}},
+    junk = [None, 3, "x", [], {"target": 1},
+            {"blast_radius": {"workloads": [{}], "namespaces": 5}, "target": {"workload": "shop/Deployment/api"}},
             {"steady_state": [{"type": "CMD"}]}]
     verdict = guard.check(junk)
     assert not verdict.accepted and len(verdict.rejected) == len(junk)
@@ -333,7 +334,8 @@ def test_default_cache_dir_follows_xdg() -> None:
 # Provider selection
 
 @pytest.mark.parametrize(
-    ("name", "variable"), [("openai", "OPENAI_API_KEY"), ("gemini", "GEMINI_API_KEY (or GOOGLE_API_KEY)"), ("anthropic", "ANTHROPIC_API_KEY")],
+    ("name", "variable"),
+    [("openai", "OPENAI_API_KEY"), ("gemini", "GEMINI_API_KEY (or GOOGLE_API_KEY)"), ("anthropic", "ANTHROPIC_API_KEY")],
 )
 def test_a_missing_key_names_its_variable(name: str, variable: str) -> None:
     with pytest.raises(ProviderFailure) as caught:

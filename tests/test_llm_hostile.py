@@ -132,7 +132,9 @@ def test_scaling_below_the_current_replicas_counts_as_pods_removed() -> None:
     known = {"shop/Deployment/frontend"}
     assert scaled_away_percent(1, 3) == 67 and scaled_away_percent(0, None) == 100 and scaled_away_percent(5, 3) == 0
     assert "max-pods-affected" in {rule for rule, _ in violations(experiment, load_policy(None), known, {"shop/Deployment/frontend": 3})}
-    assert "max-pods-affected" not in {rule for rule, _ in violations(experiment, load_policy(None), known, {"shop/Deployment/frontend": 2})}
+    assert "max-pods-affected" not in {
+        rule for rule, _ in violations(experiment, load_policy(None), known, {"shop/Deployment/frontend": 2})
+    }
 
 
 # The built-in planner passes its own guard.

@@ -30,7 +30,8 @@ MODEL = "test-model"
 class Run:
     """One suggest_with_llm call against a fake server: the experiments, the warnings, and what the server saw."""
 
-    def __init__(self, protocol: str, script: list[Reply], tmp_path: Path, timeout: float = 10, max_retries: int = 2, **options: Any) -> None:
+    def __init__(self, protocol: str, script: list[Reply], tmp_path: Path, timeout: float = 10, max_retries: int = 2,
+                 **options: Any) -> None:
         self.server = FakeLLMServer(protocol, script)
         self.error: Exception | None = None
         with self.server:

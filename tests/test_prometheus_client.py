@@ -44,7 +44,7 @@ def server() -> Iterator[tuple[str, Script]]:
     script = Script()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             script.requests.append((parts.path, parse_qs(parts.query), self.headers.get("Authorization")))
             answer = script.next()

@@ -154,7 +154,8 @@ def observation(**fields: object) -> core.Observation:
                                             "error_code": "CONTAINER_RUNTIME_ERROR"}},
      "error", "the fault was not injected (CONTAINER_RUNTIME_ERROR): needs a container runtime"),
     ({"chaos_ended": True, "recovered": False}, "failed", "did not recover"),
-    ({"chaos_ended": True, "recovered": True, "outages": [{"down_at": 0, "up_at": 40, "seconds": 40.0}]}, "failed", "more than the expected 30s"),
+    ({"chaos_ended": True, "recovered": True, "outages": [{"down_at": 0, "up_at": 40, "seconds": 40.0}]},
+     "failed", "more than the expected 30s"),
     ({"chaos_ended": True, "recovered": True, "outages": [{"down_at": 0, "up_at": 2, "seconds": 2.0}]}, "passed", "recovered in 2s"),
     ({"chaos_result": None}, "error", "did not finish"),
     # The engine's own result must agree before anything passes: a run cut short or never concluded is not a pass.
@@ -213,7 +214,8 @@ def test_chaos_result_summary_reads_litmus_fields() -> None:
     assert summary == {"name": "e-pod-delete", "phase": "Completed", "verdict": "Fail", "probe_success_percentage": 0.0,
                        "failed_step": "probe p failed", "error_code": "GENERIC_ERROR",
                        "probes": [{"name": "p", "type": "promProbe", "mode": "Continuous", "verdict": "Failed", "description": "value 1"}]}
-    assert core.summarize_chaos_result({"metadata": {"name": "x"}, "status": result_status("Running", "Awaited", [])})["probe_success_percentage"] is None
+    running = core.summarize_chaos_result({"metadata": {"name": "x"}, "status": result_status("Running", "Awaited", [])})
+    assert running["probe_success_percentage"] is None
 
 
 def test_litmus_runner_kills_the_share_litmus_would() -> None:

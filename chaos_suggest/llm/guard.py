@@ -14,8 +14,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any
+from functools import cache
+from typing import Any, TypeGuard
 
 from chaos_suggest.promql import family_of
 from chaos_suggest.topology import TopologyIndex
@@ -307,7 +307,7 @@ def _parameter_problems(experiment: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _all_strings(value: Any) -> bool:
+def _all_strings(value: Any) -> TypeGuard[list[str]]:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
@@ -343,7 +343,7 @@ def _schema_errors(experiment: dict[str, Any], index: int) -> list[tuple[str, st
     return errors
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bundled_experiment_schema() -> str:
     """The ExperimentPlan experiment schema with every $ref inlined, as JSON (a string, so nobody mutates it)."""
     files = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in resource_dir("schemas").glob("*.schema.json")}

@@ -153,14 +153,14 @@ class PromptBuilder:
                     add_edge(edges[depth], line)
         for workload in self.ranked[ALWAYS_SHOWN:]:
             entry = self._entry_line(workload)
-            edges = [(edge, self._edge_line(edge)) for edge in self._nearest_edges(workload) if id(edge) not in shown_edges]
-            cost = _line_tokens(entry) + sum(_line_tokens(line) for _, line in edges)
+            lines = [(edge, self._edge_line(edge)) for edge in self._nearest_edges(workload) if id(edge) not in shown_edges]
+            cost = _line_tokens(entry) + sum(_line_tokens(line) for _, line in lines)
             if cost > room:
                 break
             room -= cost
             view.workloads.append(entry)
             view.shown_ids.append(workload["id"])
-            for edge, line in edges:
+            for edge, line in lines:
                 add_edge(edge, line)
         return view
 
@@ -246,19 +246,23 @@ class PromptBuilder:
         }
 
     def _tokens(self, view: _View, omitted_all: bool = False) -> int:
-        module = _template("experiment.j2").make_module(self._context(view, omitted_all))
+        module = _macros(self._context(view, omitted_all))
         return estimate_tokens(str(module.system())) + estimate_tokens(str(module.user()))
 
     def _render(self, view: _View) -> Prompt:
-        module = _template("experiment.j2").make_module(self._context(view))
+        module = _macros(self._context(view))
         system, user = str(module.system()), str(module.user())
         return Prompt(system, user, estimate_tokens(system) + estimate_tokens(user), tuple(view.shown_ids), len(self.ranked))
 
 
 def repair_request(problems: list[dict[str, Any]], whole_answer: bool, count: int) -> str:
     """The user turn of the repair round: the exact validation errors, as data."""
-    module = _template("experiment.j2").make_module({"count": count})
-    return str(module.repair([data_json(problem) for problem in problems], whole_answer))
+    return str(_macros({"count": count}).repair([data_json(problem) for problem in problems], whole_answer))
+
+
+def _macros(context: dict[str, Any]) -> Any:
+    """experiment.j2 rendered with context; its macros (system, user, repair) are attributes jinja2 cannot type."""
+    return _template("experiment.j2").make_module(context)
 
 
 def _line_tokens(line: str) -> int:

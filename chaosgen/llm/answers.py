@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, cast
 
 MAX_NESTING = 32
 _CODE_FENCE = re.compile(r"^\s*```[A-Za-z]*\s*\n(?P<body>.*)\n\s*```\s*$", re.S)
@@ -42,7 +42,7 @@ def read_json_answer(text: str, key: str) -> list[Any]:
     if _nesting(document) > MAX_NESTING:
         # An experiment is 5 levels deep; this bound keeps every recursive walk after it far from the stack limit.
         raise UnreadableAnswer("answer-shape", f"the answer is nested deeper than {MAX_NESTING} levels")
-    return document[key]
+    return cast(list[Any], document[key])
 
 
 class NotFinite(ValueError):

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from chaosgen.errors import EnvironmentFailure
 
@@ -174,7 +174,7 @@ class _SDKProvider:
             return self._call(conversation)
         except ProviderFailure:
             raise
-        except Exception as e:  # noqa: BLE001 - each SDK has its own hierarchy; what it does not know is a bad reply
+        except Exception as e:  # each SDK has its own hierarchy; what it does not know is a bad reply
             failure = self._classify(e) or self._malformed(f"{type(e).__name__}: {_one_line(str(e))}")
             raise failure from e
 
@@ -367,20 +367,23 @@ class AnthropicProvider(_SDKProvider):
 
     def _call(self, conversation: Conversation) -> str:
         import anthropic
+        from anthropic.types import MessageParam, ToolChoiceToolParam, ToolParam
 
         client = anthropic.Anthropic(
             api_key=self.connection.api_key, base_url=self.connection.base_url,
             timeout=self.connection.timeout, max_retries=self.connection.max_retries,
         )
-        tool = {
+        tool: ToolParam = {
             "name": conversation.answer_name,
             "description": "Submit the answer. Its input is the whole answer document.",
             "input_schema": conversation.answer_schema,
         }
+        tool_choice: ToolChoiceToolParam = {"type": "tool", "name": conversation.answer_name}
+        # A Turn's role is "user" or "assistant", the two a MessageParam takes.
+        messages = [cast(MessageParam, {"role": turn.role, "content": turn.text}) for turn in conversation.turns]
         raw = client.messages.with_raw_response.create(
             model=self.model, system=conversation.system, **self.PARAMETERS,
-            messages=[{"role": turn.role, "content": turn.text} for turn in conversation.turns],
-            tools=[tool], tool_choice={"type": "tool", "name": conversation.answer_name},
+            messages=messages, tools=[tool], tool_choice=tool_choice,
         )
         blocks = self._reply_body(raw.http_response).get("content")
         if not isinstance(blocks, list) or not all(isinstance(block, dict) for block in blocks):
@@ -394,7 +397,7 @@ class AnthropicProvider(_SDKProvider):
         texts = [block.get("text") for block in blocks if block.get("type") == "text"]
         if not all(isinstance(text, str) for text in texts):
             raise self._malformed("a text block whose text is not a string")
-        return "".join(texts)  # type: ignore[arg-type]
+        return "".join(texts)
 
     def _classify(self, error: Exception) -> ProviderFailure | None:
         import anthropic
@@ -430,7 +433,8 @@ class GeminiProvider(_SDKProvider):
             model=self.model,
             contents=[types.Content(role=roles[turn.role], parts=[types.Part(text=turn.text)]) for turn in conversation.turns],
             config=types.GenerateContentConfig(
-                system_instruction=conversation.system, **self.PARAMETERS, response_mime_type="application/json", response_json_schema=conversation.answer_schema,
+                system_instruction=conversation.system, **self.PARAMETERS, response_mime_type="application/json",
+                response_json_schema=conversation.answer_schema,
             ),
         )
         if not response.candidates:

@@ -42,7 +42,8 @@ def postgres_pod_delete() -> dict[str, Any]:
                          "max_pods": 1, "total_loss": True},
         "abort_thresholds": [_threshold(
             "api-error-ratio",
-            'sum(rate(http_requests_total{namespace="shop",service="api",code=~"5.."}[1m])) / sum(rate(http_requests_total{namespace="shop",service="api"}[1m]))',
+            'sum(rate(http_requests_total{namespace="shop",service="api",code=~"5.."}[1m]))'
+            ' / sum(rate(http_requests_total{namespace="shop",service="api"}[1m]))',
             ">", 0.5,
         )],
         "steady_state": [{"name": "postgres-ready", "type": "prometheus",
@@ -140,7 +141,9 @@ def hostile_experiments() -> dict[str, dict[str, Any]]:
         "degradation-unwatched": _changed(
             postgres_pod_delete(), fault={"type": "pod-network-latency"}, blast_radius__total_loss=None,
             parameters={"duration": "60s", "pods_affected_percent": 100, "latency_ms": 300},
-            abort_thresholds=[_threshold("postgres-ready", 'sum(kube_statefulset_status_replicas_ready{namespace="shop",statefulset="postgres"})', "<", 1)],
+            abort_thresholds=[_threshold(
+                "postgres-ready", 'sum(kube_statefulset_status_replicas_ready{namespace="shop",statefulset="postgres"})', "<", 1,
+            )],
         ),
         "abort-thresholds-required": _changed(api_memory_hog(), abort_thresholds=[]),
         "no-command-probe": _changed(

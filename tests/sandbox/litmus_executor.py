@@ -29,9 +29,8 @@ import shlex
 import subprocess
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import yaml
 from kubernetes import client, config, watch
@@ -177,7 +176,7 @@ class LitmusExecutor:
 
     def _finish(self, namespace: str, name: str, container: str, code: int, reason: str) -> None:
         """The status kubelet reports for a finished single-container pod with restartPolicy Never."""
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         status = {"phase": "Succeeded" if code == 0 else "Failed",
                   "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now},
                                  {"type": "ContainersReady", "status": "False", "lastTransitionTime": now}],

@@ -34,7 +34,7 @@ import random
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -70,7 +70,7 @@ def retrying(call: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def now_stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def env_of(engine: dict[str, Any]) -> dict[str, str]:
@@ -185,12 +185,12 @@ class Run:
             verdict = "Fail" if failure else "Pass"
             self.write_result("Completed", verdict, failure, "PROM_PROBE_FAILURE")
             self.engine_status("completed", "Completed", verdict)
-        except Exception:  # noqa: BLE001 - a broken run must still end its engine, as Litmus's would
+        except Exception:  # a broken run must still end its engine, as Litmus's would
             log.exception("run of %s failed", self.name)
             try:
                 self.write_result("Completed", "Fail", "the sandbox runner failed")
                 self.engine_status("completed", "Completed", "Fail")
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("could not record the failure of %s", self.name)
         finally:
             self.runner.finished(self)
@@ -274,9 +274,9 @@ class Run:
         """Judge the probes of a mode; with only_stopping, a failure counts only for probes with stopOnFailure."""
         stopping = None
         for index, spec in enumerate(self._probe_specs()):
-            if spec.get("mode") == mode and not self._judge(index, spec):
-                if (spec.get("runProperties") or {}).get("stopOnFailure"):
-                    stopping = stopping or self.probe_failure
+            if (spec.get("mode") == mode and not self._judge(index, spec)
+                    and (spec.get("runProperties") or {}).get("stopOnFailure")):
+                stopping = stopping or self.probe_failure
         return stopping if only_stopping else self.probe_failure
 
     def continuous_probes(self, duration: float) -> None:

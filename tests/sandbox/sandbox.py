@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -82,7 +83,7 @@ class SandboxError(RuntimeError):
 def build() -> Path:
     """Build (or find cached) binaries with build.sh and return the bin directory; raise if the build fails."""
     result = subprocess.run(
-        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL
+        ["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
     if result.returncode != 0:
         raise SandboxError(f"tests/sandbox/build.sh failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
@@ -245,10 +246,8 @@ def _terminate(pid: int, binary: Path) -> None:
 
 def _reap(pid: int) -> None:
     """Collect the exit status of a child of ours so it does not linger as a zombie (no-op for others)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def write_kubeconfig(path: Path, server: str, ca_cert: Path, client: pki.KeyPair, context: str) -> None:

@@ -218,7 +218,7 @@ class Metrics:
             for key in sorted(self.counts):
                 namespace, service = key
                 labels = f'namespace="{namespace}",service="{service}"'
-                for bound, value in zip(BUCKETS, self.buckets[key]):
+                for bound, value in zip(BUCKETS, self.buckets[key], strict=True):
                     lines.append(f'http_request_duration_seconds_bucket{{{labels},le="{bound:g}"}} {value:g}')
                 lines.append(f'http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {self.counts[key]:g}')
                 lines.append(f"http_request_duration_seconds_sum{{{labels}}} {self.sums[key]:.6f}")
@@ -263,7 +263,7 @@ class TrafficSim:
         metrics = self.metrics
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 body = metrics.render().encode()
                 self.send_response(200 if self.path.startswith("/metrics") else 404)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")

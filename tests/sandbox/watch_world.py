@@ -7,6 +7,7 @@ start_services() is the one place that starts simulator, Prometheus and runner f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -124,10 +125,8 @@ def restart_apiserver(sandbox: Sandbox, down_seconds: float = 2.0) -> None:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.05)
     time.sleep(down_seconds)
     with open(sandbox.data_dir / "logs" / "kube-apiserver.log", "ab") as log:
