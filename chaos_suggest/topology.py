@@ -29,6 +29,12 @@ class TopologyIndex:
         # chaos-inventory --prometheus-url's record; None for a Topology read from configuration only.
         self.telemetry: dict[str, Any] | None = topology.get("telemetry")
         self.watchers_need = self._needed_by_watchers(topology["dependencies"])
+        # How many workloads of a namespace carry each label: first_label_selector asks it per candidate.
+        self.label_counts: dict[tuple[str, str, str], int] = {}
+        for workload in self.workloads.values():
+            for key, value in workload["labels"].items():
+                label = (workload["namespace"], key, value)
+                self.label_counts[label] = self.label_counts.get(label, 0) + 1
 
     def _needed_by_watchers(self, dependencies: list[dict[str, Any]]) -> dict[str, str]:
         """Workloads the run's own observability or chaos engine depends on, directly or not, each with the one
@@ -95,9 +101,13 @@ def first_label_selector(workload: dict[str, Any], index: TopologyIndex) -> str 
     """The workload's selector with a label that no other workload of its namespace carries first, for the faults
     Litmus aims by the first label only (node-drain, pod-autoscaler); None when no label of it is unique."""
     pairs = label_selector(workload).split(",")
-    others = [w["labels"] for wid, w in index.workloads.items()
-              if w["namespace"] == workload["namespace"] and wid != workload["id"]]
-    unique = next((pair for pair in pairs if not any(o.get(pair.split("=", 1)[0]) == pair.split("=", 1)[1] for o in others)), None)
+
+    def carried_by_another(pair: str) -> bool:
+        key, value = pair.split("=", 1)
+        own = 1 if workload["labels"].get(key) == value else 0
+        return index.label_counts.get((workload["namespace"], key, value), 0) > own
+
+    unique = next((pair for pair in pairs if not carried_by_another(pair)), None)
     return None if unique is None else ",".join([unique, *(p for p in pairs if p != unique)])
 
 
