@@ -20,9 +20,10 @@ chaos_suggest.promql the metric-name convention and query builders of abort thre
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Any
+
+import orjson
 
 from chaos_suggest.planner import select
 from chaos_suggest.topology import TopologyIndex
@@ -55,8 +56,10 @@ def number_experiments(experiments: list[dict[str, Any]]) -> list[dict[str, Any]
 
 def topology_digest(topology: dict[str, Any]) -> str:
     """`Topology sha256:<12 hex>` of the canonical JSON of the input, so a plan names what it was made from."""
-    canonical = json.dumps(topology, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return f"Topology sha256:{hashlib.sha256(canonical.encode('utf-8')).hexdigest()[:12]}"
+    # orjson writes the bytes json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False) does for a
+    # Topology (string keys), several times faster.
+    canonical = orjson.dumps(topology, option=orjson.OPT_SORT_KEYS)
+    return f"Topology sha256:{hashlib.sha256(canonical).hexdigest()[:12]}"
 
 
 def assemble_plan(
