@@ -166,3 +166,32 @@ def test_every_builtin_plan_passes_the_guard(tmp_path: Path) -> None:
         guard = Guard(topology, policy, "llm:test/model")
         verdict = guard.check([{k: v for k, v in copy.deepcopy(e).items() if k != "generator"} for e in experiments])
         assert verdict.rejected == [], (name, [(r.label, r.problems) for r in verdict.rejected])
+
+
+def test_a_model_node_drain_gets_its_litmus_node_from_the_topology() -> None:
+    """The model names the node to drain; where Litmus's own pods run is a Topology fact the guard fills in."""
+    topology = answers.topology()
+    for workload, nodes in zip(topology["workloads"], (["node-a"], ["node-b"], ["node-c"]), strict=False):
+        workload["runtime"] = {**workload.get("runtime", {}), "nodes": nodes}
+    postgres = next(w for w in topology["workloads"] if w["name"] == "postgres")
+    drain = answers._changed(answers.postgres_pod_delete(), fault={"type": "node-drain"},
+                             parameters={"duration": "30s"}, target__node=postgres["runtime"]["nodes"][0])
+    guard = Guard(topology, load_policy(None), "llm:openai/test-model")
+    verdict = guard.check([drain])
+    assert verdict.clean
+    assert verdict.accepted[0]["target"]["litmus_node"] not in (None, postgres["runtime"]["nodes"][0])
+    made_up = answers._changed(drain, target__litmus_node="control-plane-0")
+    assert "unknown-node" in {p.rule for r in guard.check([made_up]).rejected for p in r.problems}
+
+
+def test_a_first_label_fault_on_a_shared_first_label_is_rejected() -> None:
+    """node-drain and pod-autoscaler aim by the first label only: a label other workloads carry too widens them."""
+    topology = answers.topology()
+    for workload in topology["workloads"]:
+        workload["labels"]["part-of"] = "shop"
+    api = next(w for w in topology["workloads"] if w["name"] == "api")
+    scale = changed(fault={"type": "pod-autoscaler"}, parameters={"duration": "1m", "replica_count": api["replicas"] + 1},
+                    blast_radius__pods_affected_percent=0, blast_radius__max_pods=0,
+                    target__label_selector="part-of=shop,app=api")
+    verdict = Guard(topology, load_policy(None), "llm:openai/test-model").check([scale])
+    assert "first-label-not-unique" in {p.rule for r in verdict.rejected for p in r.problems}

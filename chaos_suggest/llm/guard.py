@@ -21,7 +21,7 @@ from chaos_suggest.promql import family_of
 from chaos_suggest.topology import TopologyIndex
 from chaosgen import API_VERSION
 from chaosgen.documents import iter_json_path
-from chaosgen.faults import PARAMETERS
+from chaosgen.faults import BY_NAME, PARAMETERS
 from chaosgen.llm.answers import UnreadableAnswer, read_json_answer
 from chaosgen.policy import tier_violations, violations
 from chaosgen.promql import vector_selectors
@@ -109,6 +109,7 @@ class Guard:
         self.known_workloads = set(self.workloads)
         self.replicas = {workload_id: workload["replicas"] for workload_id, workload in self.workloads.items()}
         self.edges = {f"{d['from']} -> {d['to']}" for d in topology["dependencies"]}
+        self.nodes = sorted({node for w in topology["workloads"] for node in w.get("runtime", {}).get("nodes") or []})
 
     def check(self, experiments: list[Any], taken: Sequence[dict[str, Any]] = (), limit: int | None = None) -> Verdict:
         """Sort experiments into accepted and rejected; taken are experiments accepted before (no duplicates).
@@ -168,6 +169,14 @@ class Guard:
             callers = {*listed, *self.index.transitive_callers(target["workload"])} - {target["workload"]}
             blast["workloads"] = [target["workload"], *sorted(callers)]
             blast["namespaces"] = sorted({*namespaces, *(w.split("/")[0] for w in blast["workloads"])})
+        fault = completed.get("fault")
+        if isinstance(fault, dict) and fault.get("type") == "node-drain" and "litmus_node" not in target:
+            # Where Litmus's own pods run during a drain is a fact of the Topology, as for the planner: another node
+            # of the target's, else any other node the Topology knows.
+            nodes = self.workloads[target["workload"]].get("runtime", {}).get("nodes") or []
+            others = [n for n in [*sorted(nodes), *self.nodes] if n != target.get("node")]
+            if target.get("node") and others:
+                target["litmus_node"] = others[0]
         return completed
 
     def _topology_problems(self, experiment: dict[str, Any]) -> list[Problem]:
@@ -246,6 +255,18 @@ class Guard:
         if node is not None and node not in nodes:
             known = f"it runs on {', '.join(sorted(nodes)[:5])}" if nodes else "the Topology knows no node it runs on"
             problems.append(Problem("unknown-node", f"target.node {node} is not a node {workload['id']} runs on ({known})"))
+        litmus_node = experiment["target"].get("litmus_node")
+        if litmus_node is not None and litmus_node not in self.nodes:
+            problems.append(Problem("unknown-node", f"target.litmus_node {litmus_node} is not a node of the Topology"))
+        fault = BY_NAME.get(experiment["fault"]["type"])
+        if fault is not None and fault.first_label_only:
+            key, _, value = experiment["target"]["label_selector"].split(",")[0].partition("=")
+            own = 1 if workload["labels"].get(key) == value else 0
+            if self.index.label_counts.get((workload["namespace"], key, value), 0) > own:
+                problems.append(Problem(
+                    "first-label-not-unique",
+                    f"{fault.name} aims by the first label only, and {key}={value} is carried by other workloads too",
+                ))
         container = experiment["parameters"].get("container")
         containers = [c["name"] for c in workload.get("containers", [])]
         if container is not None and container not in containers:
