@@ -176,8 +176,9 @@ def _plural(number: int) -> str:
     return "experiment" if number == 1 else "experiments"
 
 
-# How much of a previous answer the repair round quotes back: enough to fix it, never a multi-megabyte echo.
-ECHOED_CHARACTERS = 20_000
+# How much of a previous answer the repair round quotes back: the model writes its whole answer again, so the start
+# shows it what it wrote; more would only crowd a small model's context (a local 8k-token model overflowed at 20,000).
+ECHOED_CHARACTERS = 4_000
 
 
 def excerpt(answer: str) -> str:
