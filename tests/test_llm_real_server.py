@@ -28,7 +28,7 @@ from test_llm_report import analysis_of, run_result
 from chaosgen.schemas import validate
 from conftest import run
 from fakes import answers
-from tests.sandbox.sandbox import free_port
+from tests.sandbox.sandbox import free_port, stop_process
 
 pytestmark = pytest.mark.slow
 llama_cpp = pytest.importorskip("llama_cpp.server", reason="tests/install-deps.sh installs llama-cpp-python[server]")
@@ -77,12 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.5)
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace=20)
 
 
 @pytest.fixture(scope="module")

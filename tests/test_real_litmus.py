@@ -23,7 +23,7 @@ import yaml
 
 from conftest import FIXTURES, REPO
 from tests.sandbox.litmus_executor import LitmusExecutor
-from tests.sandbox.sandbox import Sandbox, free_ports
+from tests.sandbox.sandbox import Sandbox, free_ports, stop_process
 
 pytestmark = pytest.mark.sandbox
 
@@ -59,11 +59,7 @@ def real_litmus(sandbox: Sandbox, sandbox_namespace: str, litmus_bin: Path, tmp_
         yield tmp_path
     finally:
         executor.close()
-        operator.terminate()
-        try:
-            operator.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            operator.kill()
+        stop_process(operator, grace=10)
         operator_log.close()
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-from tests.sandbox.sandbox import free_port
+from tests.sandbox.sandbox import free_port, stop_process
 
 SCRAPE_INTERVAL_SECONDS = 1.0
 START_TIMEOUT = 30.0
@@ -61,12 +61,7 @@ class Prometheus:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process, grace=10)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 

@@ -227,6 +227,18 @@ def _is_ours(pid: int, binary: Path) -> bool:
     return argv0 == bytes(binary)
 
 
+def stop_process(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM a child the tests started, SIGKILL it after grace seconds, and reap it either way."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _terminate(pid: int, binary: Path) -> None:
     for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, STOP_GRACE)):
         if not _is_ours(pid, binary):
